@@ -1,0 +1,93 @@
+"""JSON request parsing that refuses what the database or the contract cannot take.
+
+- bodies larger than MAX_JSON_BODY_BYTES → 413, read in bounded chunks (an
+  oversized body is never buffered whole);
+- bytes that are not UTF-8, or text that is not JSON (incl. NaN/Infinity) → 400;
+- strings holding NUL or unpaired surrogates (valid JSON, but PostgreSQL text
+  cannot store them) → 400 naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import JSONParser
+
+from .errors import PayloadTooLarge
+
+_CHUNK = 64 * 1024
+
+
+def _read_bounded(stream, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(
+                f"The request body exceeds the limit of {limit} bytes.",
+                "body_too_large",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def find_unstorable_text(value: Any, path: str = "") -> tuple[str, str] | None:
+    """Return (path, reason) of the first string with NUL or a lone surrogate."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path, "must not contain NUL (\\u0000) characters"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path, "must not contain unpaired surrogate characters"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_unstorable_text(key, path) or find_unstorable_text(item, f"{path}.{key}" if path else key)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_unstorable_text(item, f"{path}.{index}" if path else str(index))
+            if found:
+                return found
+    return None
+
+
+class StrictJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        if stream is None:
+            return {}
+        raw = _read_bounded(stream, settings.MAX_JSON_BODY_BYTES)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ParseError(
+                f"The request body is not valid UTF-8 (byte {exc.start}).",
+                "invalid_utf8",
+            ) from None
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        try:
+            data = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise ParseError(f"JSON parse error - {exc}", "parse_error") from None
+        found = find_unstorable_text(data)
+        if found:
+            attr, reason = found
+            raise ValidationError(
+                {attr or "non_field_errors": [f"This value {reason}."]},
+                code="invalid_characters",
+            )
+        return data

@@ -1,0 +1,37 @@
+"""URL map: /api/v1/ (REST), /admin/ (Django admin), /health/ (probes).
+
+Anything else under /api/ answers a JSON 404 in the error shape, never HTML.
+"""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import urls as account_urls
+from organizations import urls as organization_urls
+
+from . import health
+from .exceptions import api_not_found
+
+auth_patterns = (
+    [*account_urls.urlpatterns, *organization_urls.auth_urlpatterns],
+    "auth",
+)
+
+api_v1 = [
+    path("auth/", include(auth_patterns)),
+    path("org/", include("organizations.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    re_path(r"^api/", api_not_found),
+    path("admin/", admin.site.urls),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+]
+
+handler404 = "config.exceptions.handler404"
+handler500 = "config.exceptions.handler500"

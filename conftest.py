@@ -1,0 +1,86 @@
+"""Shared fixtures: organizations, users, authenticated API clients.
+
+Tests run against the real PostgreSQL and Redis (config/settings/test.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+from model_bakery import baker
+from rest_framework.test import APIClient
+
+from accounts.models import Role, User
+from accounts.tokens import token_pair_for
+from organizations.models import Organization
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters and cached values must not leak between tests."""
+    cache.clear()
+    yield
+
+
+@dataclass
+class Tenant:
+    org: Organization
+    admin: User
+    member: User
+
+    def client(self, user: User | None = None) -> APIClient:
+        return auth_client(user or self.admin)
+
+
+def auth_client(user: User) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair_for(user)['access']}")
+    return client
+
+
+def make_user(org: Organization | None, role: str = Role.MEMBER, email: str | None = None, **extra) -> User:
+    email = email or f"{baker.random_gen.gen_string(10).lower()}@example.test"
+    return User.objects.create_user(email=email, password=PASSWORD, org=org, role=role, **extra)
+
+
+def make_tenant(name: str) -> Tenant:
+    org = baker.make(Organization, name=name, slug=name.lower().replace(" ", "-"))
+    admin = make_user(org, Role.ADMIN, email=f"admin@{org.slug}.test")
+    member = make_user(org, Role.MEMBER, email=f"member@{org.slug}.test")
+    return Tenant(org=org, admin=admin, member=member)
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:
+    return make_tenant("Acme")
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:
+    return make_tenant("Globex")
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+def assert_error_shape(response, status: int, code: str | None = None, attr: str | None = "__any__") -> dict:
+    """The contract's error body: {type, errors: [{code, detail, attr}]}."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    body = response.json()
+    assert body["type"] in {"validation_error", "client_error", "server_error"}, body
+    assert isinstance(body["errors"], list) and body["errors"], body
+    for error in body["errors"]:
+        assert set(error) == {"code", "detail", "attr"}, error
+        assert isinstance(error["detail"], str) and error["detail"], error
+    if code is not None:
+        assert code in {e["code"] for e in body["errors"]}, body
+    if attr != "__any__":
+        assert attr in {e["attr"] for e in body["errors"]}, body
+    return body

@@ -1,0 +1,102 @@
+"""Organizations and the tenancy kernel every tenant-owned model stands on.
+
+Tenancy rule (DESIGN.md): every tenant-owned row carries an indexed `org` FK,
+and request/task code reaches those rows only through `TenantModel.objects`,
+a django-scopes manager that *raises* when no org scope is active. Code that
+deliberately spans organizations (the superuser admin, migrations, operator
+commands) says so by using `unscoped_objects` or `scopes_disabled()`.
+"""
+
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django_scopes import ScopedManager
+
+from accounts.models import Role
+
+
+class BaseModel(models.Model):
+    """UUID primary key and timestamps: no integer ids ever reach the wire."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Organization(BaseModel):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=64, unique=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TenantModel(BaseModel):
+    """Abstract base of every tenant-owned model.
+
+    `objects` is fail-closed: outside `django_scopes.scope(org=...)` any query
+    raises ScopeError. The *default* manager is the plain `unscoped_objects` so
+    that Django's machinery (admin, related lookups, cascades) keeps working;
+    that machinery is scoped by the tenant admin mixin and by starting from an
+    already-scoped object.
+    """
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=True)
+
+    objects = ScopedManager(org="org")
+    unscoped_objects = models.Manager()
+
+    class Meta:
+        abstract = True
+        default_manager_name = "unscoped_objects"
+        base_manager_name = "unscoped_objects"
+
+
+def _invitation_expiry():
+    return timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
+
+
+class Invitation(TenantModel):
+    """A single-use, expiring invitation to join an organization.
+
+    Only a SHA-256 of the token is stored; the token itself is shown once, in
+    the response that creates the invitation.
+    """
+
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField(default=_invitation_expiry)
+    accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta(TenantModel.Meta):
+        indexes = [models.Index(fields=["org", "-created_at"], name="invitation_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.role})"
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.expires_at > timezone.now()

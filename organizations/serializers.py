@@ -1,0 +1,93 @@
+from rest_framework import serializers
+
+from accounts.models import Role, User
+from accounts.serializers import MeOutputSerializer
+from config.serializers import StrictInputSerializer
+
+from .models import Invitation, Organization
+
+
+class OrganizationOutputSerializer(serializers.ModelSerializer):
+    member_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "slug", "created_at", "member_count"]
+        read_only_fields = fields
+
+    def get_member_count(self, org: Organization) -> int:
+        return User.objects.filter(org=org, is_active=True).count()
+
+
+class OrganizationUpdateInputSerializer(StrictInputSerializer):
+    id = serializers.UUIDField(read_only=True)
+    slug = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    member_count = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=200, required=False)
+
+
+class RegisterInputSerializer(StrictInputSerializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=1024, trim_whitespace=False)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    organization_name = serializers.CharField(max_length=200, required=False, allow_blank=False)
+    invitation_token = serializers.CharField(max_length=256, required=False, allow_blank=False)
+
+
+class RegisterOutputSerializer(serializers.Serializer):
+    user = MeOutputSerializer()
+    organization = OrganizationOutputSerializer()
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class MemberOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "email", "name", "role", "is_active", "date_joined"]
+        read_only_fields = fields
+
+
+class MemberUpdateInputSerializer(StrictInputSerializer):
+    id = serializers.UUIDField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    date_joined = serializers.DateTimeField(read_only=True)
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+class InvitationOutputSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "email",
+            "role",
+            "status",
+            "expires_at",
+            "accepted_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_status(self, invitation: Invitation) -> str:
+        if invitation.accepted_at is not None:
+            return "accepted"
+        return "pending" if invitation.is_pending else "expired"
+
+
+class InvitationCreatedSerializer(InvitationOutputSerializer):
+    token = serializers.CharField(read_only=True, help_text="Shown once: only a hash is stored.")
+
+    class Meta(InvitationOutputSerializer.Meta):
+        fields = [*InvitationOutputSerializer.Meta.fields, "token"]
+        read_only_fields = fields
+
+
+class InvitationCreateInputSerializer(StrictInputSerializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)

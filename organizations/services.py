@@ -1,0 +1,195 @@
+"""Organization write logic: creation, registration, members, invitations.
+
+Services take the tenant (`org`) first and never trust ids from a payload to
+belong to it: objects are looked up inside the org by the caller (the tenant
+mixin) or here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts import services as account_services
+from accounts.models import Role, User, normalize_email
+from accounts.tokens import token_pair_for
+from config.errors import Conflict, ValidationFailed
+
+from .models import Invitation, Organization
+
+
+def _unique_slug(name: str) -> str:
+    base = (slugify(name) or "org")[:50]
+    slug, n = base, 1
+    while Organization.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def organization_create(
+    *, name: str, admin_email: str, admin_password: str, admin_name: str = ""
+) -> tuple[Organization, User]:
+    """A new organization with its first admin. Atomic: both or neither."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("The organization name must not be blank.", "blank", "organization_name")
+    with transaction.atomic():
+        org = Organization.objects.create(name=name, slug=_unique_slug(name))
+        user = account_services.user_create(
+            org=org,
+            email=admin_email,
+            password=admin_password,
+            name=admin_name,
+            role=Role.ADMIN,
+        )
+    return org, user
+
+
+def organization_register(
+    *,
+    email: str,
+    password: str,
+    name: str = "",
+    organization_name: str | None = None,
+    invitation_token: str | None = None,
+) -> dict:
+    """Public registration: create an org (caller becomes admin) or accept an invitation."""
+    if bool(organization_name) == bool(invitation_token):
+        raise ValidationFailed(
+            "Give exactly one of organization_name (to create an organization) or invitation_token (to join one).",
+            "organization_or_invitation_required",
+        )
+    if invitation_token:
+        user = invitation_accept(token=invitation_token, email=email, password=password, name=name)
+        org = user.org
+    else:
+        org, user = organization_create(
+            name=organization_name or "",
+            admin_email=email,
+            admin_password=password,
+            admin_name=name,
+        )
+    return {"user": user, "organization": org, **token_pair_for(user)}
+
+
+def organization_update(*, org: Organization, name: str | None = None) -> Organization:
+    if name is not None:
+        if not name.strip():
+            raise ValidationFailed("The organization name must not be blank.", "blank", "name")
+        org.name = name.strip()
+    org.save()
+    return org
+
+
+# -- members -------------------------------------------------------------------
+def _lock_org(org: Organization) -> None:
+    """Serialize role/activation changes of one org (the last-admin guard races otherwise)."""
+    Organization.objects.select_for_update().filter(pk=org.pk).first()
+
+
+def _would_leave_no_admin(*, org: Organization, user: User, role: str, is_active: bool) -> bool:
+    if user.role != Role.ADMIN or not user.is_active:
+        return False  # user is not currently an active admin: nothing is taken away
+    if role == Role.ADMIN and is_active:
+        return False
+    others = User.objects.filter(org=org, role=Role.ADMIN, is_active=True).exclude(pk=user.pk)
+    return not others.exists()
+
+
+@transaction.atomic
+def member_update(
+    *,
+    org: Organization,
+    user: User,
+    role: str | None = None,
+    is_active: bool | None = None,
+) -> User:
+    """Change a member's role or activation; the last active admin stays (409)."""
+    _lock_org(org)
+    user.refresh_from_db()
+    new_role = role if role is not None else user.role
+    new_active = is_active if is_active is not None else user.is_active
+    if _would_leave_no_admin(org=org, user=user, role=new_role, is_active=new_active):
+        raise Conflict("An organization must keep at least one active admin.", "last_admin")
+    was_active = user.is_active
+    user.role, user.is_active = new_role, new_active
+    user.save(update_fields=["role", "is_active"])
+    if was_active and not new_active:
+        account_services.user_revoke_all_tokens(user=user)
+    return user
+
+
+def member_deactivate(*, org: Organization, user: User) -> User:
+    """Deactivate (never delete): the member's documents and jobs stay in the org."""
+    return member_update(org=org, user=user, is_active=False)
+
+
+# -- invitations ---------------------------------------------------------------
+def invitation_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def invitation_create(*, org: Organization, created_by: User, email: str, role: str) -> tuple[Invitation, str]:
+    """Invite `email` with `role`; returns the invitation and its one-time token."""
+    email = normalize_email(email)
+    if User.objects.filter(email=email).exists():
+        raise ValidationFailed("A user with this email already exists.", "email_taken", "email")
+    pending = Invitation.objects.filter(org=org, email=email, accepted_at__isnull=True, expires_at__gt=timezone.now())
+    if pending.exists():
+        raise ValidationFailed(
+            "This email already has a pending invitation; revoke it first to send a new one.",
+            "already_invited",
+            "email",
+        )
+    token = Invitation.new_token()
+    invitation = Invitation.objects.create(
+        org=org,
+        email=email,
+        role=role,
+        token_hash=invitation_token_hash(token),
+        created_by=created_by,
+    )
+    return invitation, token
+
+
+def invitation_revoke(*, org: Organization, invitation: Invitation) -> None:
+    invitation.delete()
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, email: str, password: str, name: str = "") -> User:
+    """Redeem an invitation: single use, before expiry, for the invited email only."""
+    invitation = (
+        Invitation.unscoped_objects.select_for_update()
+        .select_related("org")
+        .filter(token_hash=invitation_token_hash(token))
+        .first()
+    )
+    if invitation is None or invitation.accepted_at is not None or not invitation.org.is_active:
+        raise ValidationFailed(
+            "This invitation is invalid or has already been used.",
+            "invalid_invitation",
+            "invitation_token",
+        )
+    if invitation.expires_at <= timezone.now():
+        raise ValidationFailed("This invitation has expired.", "invitation_expired", "invitation_token")
+    if normalize_email(email) != invitation.email:
+        raise ValidationFailed(
+            "This invitation was sent to a different email address.",
+            "email_mismatch",
+            "email",
+        )
+    user = account_services.user_create(
+        org=invitation.org,
+        email=email,
+        password=password,
+        name=name,
+        role=invitation.role,
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_at"])
+    return user

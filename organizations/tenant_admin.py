@@ -1,0 +1,145 @@
+"""Tenant scoping for the Django admin.
+
+Superusers see and edit everything. An org admin (role `admin`; see
+accounts.User.is_staff) sees only their own organization's rows in every list,
+filter, autocomplete, search and foreign-key widget; cannot move a row to
+another organization (the `org` field is not on their forms and is set from
+their account on create); and needs no Django permission rows.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db import models
+
+from accounts.models import Role
+
+from .models import Organization
+
+
+def is_org_admin(request) -> bool:
+    user = request.user
+    return bool(user.is_authenticated and user.is_active and user.role == Role.ADMIN and user.org_id is not None)
+
+
+def _tenant_field_of(model: type[models.Model]) -> str | None:
+    """The FK to Organization that scopes `model`, if any."""
+    if model is Organization:
+        return "pk"
+    for field in model._meta.get_fields():
+        if isinstance(field, models.ForeignKey) and field.related_model is Organization and field.name == "org":
+            return "org"
+    return None
+
+
+def scope_queryset_for(request, queryset):
+    """Narrow any queryset of a tenant-owned model (or of Organization) to the admin's org."""
+    if request.user.is_superuser:
+        return queryset
+    field = _tenant_field_of(queryset.model)
+    if field is None:
+        return queryset
+    if not is_org_admin(request):
+        return queryset.none()
+    return queryset.filter(**{field: request.user.org_id})
+
+
+class TenantAdminMixin:
+    """Put first in the bases of every ModelAdmin of a tenant-owned model."""
+
+    tenant_field = "org"
+
+    # -- rows -------------------------------------------------------------------
+    def get_queryset(self, request):
+        return scope_queryset_for(request, super().get_queryset(request))
+
+    # -- permissions: org admins manage their org without permission rows ------
+    def _allowed(self, request, obj=None) -> bool:
+        if request.user.is_superuser:
+            return True
+        if not is_org_admin(request):
+            return False
+        return obj is None or getattr(obj, f"{self.tenant_field}_id", None) == request.user.org_id
+
+    def has_module_permission(self, request):
+        return self._allowed(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._allowed(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return self._allowed(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._allowed(request, obj)
+
+    # -- forms: no org field for org admins, related choices scoped -------------
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        if not request.user.is_superuser:
+            exclude.append(self.tenant_field)
+        return exclude
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if not request.user.is_superuser and self.tenant_field in fields:
+            fields.remove(self.tenant_field)
+        return fields
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        return [
+            (
+                name,
+                {
+                    **opts,
+                    "fields": [f for f in opts["fields"] if f != self.tenant_field],
+                },
+            )
+            for name, opts in fieldsets
+        ]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if formfield is not None and hasattr(formfield, "queryset"):
+            formfield.queryset = scope_queryset_for(request, formfield.queryset)
+        return formfield
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if formfield is not None and hasattr(formfield, "queryset"):
+            formfield.queryset = scope_queryset_for(request, formfield.queryset)
+        return formfield
+
+    def get_list_filter(self, request):
+        """Org admins get no org filter, and FK filters list only values of their rows."""
+        filters = list(super().get_list_filter(request))
+        if request.user.is_superuser:
+            return filters
+        scoped = []
+        for item in filters:
+            if item == self.tenant_field:
+                continue
+            if isinstance(item, str) and self._is_relation(item):
+                item = (item, admin.RelatedOnlyFieldListFilter)
+            scoped.append(item)
+        return scoped
+
+    def _is_relation(self, name: str) -> bool:
+        try:
+            field = self.model._meta.get_field(name)
+        except Exception:
+            return False
+        return bool(field.is_relation)
+
+    def save_model(self, request, obj, form, change):
+        if not change and not request.user.is_superuser:
+            setattr(obj, self.tenant_field, request.user.org)
+        if not change and hasattr(obj, "created_by_id") and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

@@ -1,0 +1,18 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+app_name = "org"
+
+router = DefaultRouter()
+router.register("users", views.MemberViewSet, basename="user")
+router.register("invitations", views.InvitationViewSet, basename="invitation")
+
+urlpatterns = [
+    path("", views.OrganizationView.as_view(), name="detail"),
+    *router.urls,
+]
+
+# Mounted under /api/v1/auth/ next to accounts.urls: registering creates or joins an organization.
+auth_urlpatterns = [path("register/", views.RegisterView.as_view(), name="register")]

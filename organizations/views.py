@@ -1,0 +1,131 @@
+"""Organization API: registration, the org itself, its members and invitations."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from accounts.authentication import PublicEndpointAuthentication
+from accounts.throttles import RegisterIPThrottle
+from config.pagination import CursorPagination
+
+from . import services
+from .models import Invitation
+from .serializers import (
+    InvitationCreatedSerializer,
+    InvitationCreateInputSerializer,
+    InvitationOutputSerializer,
+    MemberOutputSerializer,
+    MemberUpdateInputSerializer,
+    OrganizationOutputSerializer,
+    OrganizationUpdateInputSerializer,
+    RegisterInputSerializer,
+    RegisterOutputSerializer,
+)
+from .tenancy import IsOrgAdmin, TenantViewSetMixin
+
+
+class RegisterView(APIView):
+    """POST /api/v1/auth/register/ — create an organization, or join one by invitation."""
+
+    authentication_classes = [PublicEndpointAuthentication]
+    permission_classes = [AllowAny]
+    throttle_classes = [RegisterIPThrottle]
+
+    @extend_schema(
+        request=RegisterInputSerializer,
+        responses={201: RegisterOutputSerializer},
+        auth=[],
+    )
+    def post(self, request):
+        data = RegisterInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.organization_register(**data.validated_data)
+        return Response(RegisterOutputSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class OrganizationView(APIView):
+    """GET/PATCH /api/v1/org/ — always the caller's own organization (request.org)."""
+
+    def get_permissions(self):
+        return [IsAuthenticated(), IsOrgAdmin()] if self.request.method == "PATCH" else [IsAuthenticated()]
+
+    @extend_schema(responses={200: OrganizationOutputSerializer})
+    def get(self, request):
+        return Response(OrganizationOutputSerializer(request.org).data)
+
+    @extend_schema(
+        request=OrganizationUpdateInputSerializer,
+        responses={200: OrganizationOutputSerializer},
+    )
+    def patch(self, request):
+        data = OrganizationUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        org = services.organization_update(org=request.org, **data.validated_data)
+        return Response(OrganizationOutputSerializer(org).data)
+
+
+class MemberPagination(CursorPagination):
+    ordering = "-date_joined"
+
+
+class MemberViewSet(
+    TenantViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Members of the caller's organization. Everyone lists; admins change and deactivate."""
+
+    model = User
+    serializer_class = MemberOutputSerializer
+    pagination_class = MemberPagination
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    def get_permissions(self):
+        if self.action in ("partial_update", "destroy"):
+            return [IsAuthenticated(), IsOrgAdmin()]
+        return [IsAuthenticated()]
+
+    @extend_schema(request=MemberUpdateInputSerializer, responses={200: MemberOutputSerializer})
+    def partial_update(self, request, *args, **kwargs):
+        member = self.get_object()
+        data = MemberUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        member = services.member_update(org=request.org, user=member, **data.validated_data)
+        return Response(MemberOutputSerializer(member).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, *args, **kwargs):
+        services.member_deactivate(org=request.org, user=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationViewSet(
+    TenantViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Invitations of the caller's organization (admins only)."""
+
+    model = Invitation
+    serializer_class = InvitationOutputSerializer
+    permission_classes = [IsAuthenticated, IsOrgAdmin]
+
+    @extend_schema(
+        request=InvitationCreateInputSerializer,
+        responses={201: InvitationCreatedSerializer},
+    )
+    def create(self, request, *args, **kwargs):
+        data = InvitationCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        invitation, token = services.invitation_create(org=request.org, created_by=request.user, **data.validated_data)
+        invitation.token = token
+        return Response(InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: Invitation) -> None:
+        services.invitation_revoke(org=self.request.org, invitation=instance)

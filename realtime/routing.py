@@ -1,0 +1,3 @@
+"""WebSocket routes, mounted by config/asgi.py under the origin validator."""
+
+websocket_urlpatterns: list = []
