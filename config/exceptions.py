@@ -62,11 +62,6 @@ def _is_redis_error(exc: Exception) -> bool:
     return isinstance(exc, (RedisConnectionError, RedisTimeoutError))
 
 
-def exception_handler(exc, context):
-    return PrecisExceptionHandler(exc, context).run()
-
-
-# -- plain Django views (URL not found, wrong method outside DRF, crashes) ----
 def api_not_found(request, *args, **kwargs):
     return json_error_response(404, "not_found", "Not found.")
 

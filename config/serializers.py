@@ -6,6 +6,7 @@ from rest_framework import serializers
 class StrictInputSerializer(serializers.Serializer):
     """Rejects unknown keys with a 400 naming them, instead of ignoring them.
 
+    Text fields accept only JSON strings (no silent 5 → "5").
     Read-only fields that the serializer knows (ids, timestamps, `org`, ...) are
     still ignored, so a client may send back an object it received; anything
     the serializer does not know is most likely a typo or a mass-assignment
@@ -21,6 +22,18 @@ class StrictInputSerializer(serializers.Serializer):
         unknown = sorted(str(key) for key in data if key not in self.fields)
         if unknown:
             raise serializers.ValidationError({key: ["Unknown field."] for key in unknown}, code="unknown_field")
+        wrong_type = {
+            name: ["Not a valid string."]
+            for name, field in self.fields.items()
+            if isinstance(field, serializers.CharField)
+            and not field.read_only
+            and name in data
+            and data[name] is not None
+            and not isinstance(data[name], str)
+        }
+        if wrong_type:
+            # DRF would coerce 5 into "5"; a wrong JSON type is a client bug worth reporting.
+            raise serializers.ValidationError(wrong_type, code="invalid")
         return super().to_internal_value(data)
 
 

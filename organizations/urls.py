@@ -1,11 +1,11 @@
 from django.urls import path
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
 from . import views
 
 app_name = "org"
 
-router = DefaultRouter()
+router = SimpleRouter()
 router.register("users", views.MemberViewSet, basename="user")
 router.register("invitations", views.InvitationViewSet, basename="invitation")
 

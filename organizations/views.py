@@ -6,10 +6,11 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
 from accounts.authentication import PublicEndpointAuthentication
+from accounts.models import User
 from accounts.throttles import RegisterIPThrottle
 from config.pagination import CursorPagination
+from config.schema import ConflictErrorResponseSerializer
 
 from . import services
 from .models import Invitation
@@ -89,7 +90,10 @@ class MemberViewSet(
             return [IsAuthenticated(), IsOrgAdmin()]
         return [IsAuthenticated()]
 
-    @extend_schema(request=MemberUpdateInputSerializer, responses={200: MemberOutputSerializer})
+    @extend_schema(
+        request=MemberUpdateInputSerializer,
+        responses={200: MemberOutputSerializer, 409: ConflictErrorResponseSerializer},
+    )
     def partial_update(self, request, *args, **kwargs):
         member = self.get_object()
         data = MemberUpdateInputSerializer(data=request.data)
@@ -97,7 +101,7 @@ class MemberViewSet(
         member = services.member_update(org=request.org, user=member, **data.validated_data)
         return Response(MemberOutputSerializer(member).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 409: ConflictErrorResponseSerializer})
     def destroy(self, request, *args, **kwargs):
         services.member_deactivate(org=request.org, user=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -17,5 +17,7 @@ from .base import *
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = VAR_DIR / "test-media"
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
-STATIC_ROOT = VAR_DIR / "test-static"  # noqa: F405
+STATIC_ROOT = VAR_DIR / "test-static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# No collectstatic in tests: plain storage instead of whitenoise's manifest.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
