@@ -1,0 +1,185 @@
+"""The Django admin, tenant-scoped: driven through Django's test client."""
+
+import pytest
+from django.test import Client
+
+from accounts.models import Role, User
+from conftest import PASSWORD, make_user
+from organizations.models import Invitation, Organization
+
+pytestmark = pytest.mark.django_db
+
+
+def admin_client(user: User) -> Client:
+    client = Client()
+    assert client.login(email=user.email, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def superuser(db):
+    return User.objects.create_superuser(email="root@precis.test", password=PASSWORD)
+
+
+@pytest.fixture
+def invitations(tenant, other_tenant):
+    for t in (tenant, other_tenant):
+        Invitation.unscoped_objects.create(org=t.org, email=f"guest@{t.org.slug}.test", token_hash=t.org.slug)
+
+
+class TestAccess:
+    def test_org_admin_reaches_the_admin(self, tenant):
+        response = admin_client(tenant.admin).get("/admin/")
+        assert response.status_code == 200
+        assert b"Users" in response.content and b"Invitations" in response.content
+
+    def test_member_is_refused(self, tenant):
+        client = Client()
+        response = client.post("/admin/login/", {"username": tenant.member.email, "password": PASSWORD})
+        assert response.status_code == 200  # the login form again, with an error
+        assert client.get("/admin/").status_code == 302
+
+
+class TestOrgAdminSeesOnlyTheirOrg:
+    @pytest.mark.parametrize(
+        "url, own, foreign",
+        [
+            ("/admin/accounts/user/", b"member@acme.test", b"member@globex.test"),
+            ("/admin/organizations/invitation/", b"guest@acme.test", b"guest@globex.test"),
+            ("/admin/organizations/organization/", b"Acme", b"Globex"),
+        ],
+    )
+    def test_changelists(self, tenant, other_tenant, invitations, url, own, foreign):
+        response = admin_client(tenant.admin).get(url)
+        assert response.status_code == 200
+        assert own in response.content
+        assert foreign not in response.content
+
+    def test_search_does_not_cross_orgs(self, tenant, other_tenant):
+        response = admin_client(tenant.admin).get("/admin/accounts/user/", {"q": "globex"})
+        assert b"member@globex.test" not in response.content
+
+    def test_filter_by_foreign_org_id_shows_nothing(self, tenant, other_tenant):
+        response = admin_client(tenant.admin).get("/admin/accounts/user/", {"org__id__exact": str(other_tenant.org.id)})
+        assert b"globex.test" not in response.content
+
+    def test_no_org_filter_for_org_admins(self, tenant, other_tenant):
+        response = admin_client(tenant.admin).get("/admin/accounts/user/")
+        assert b"By organization" not in response.content
+        assert b"Globex" not in response.content
+
+    def test_foreign_object_pages_are_not_found(self, tenant, other_tenant, invitations):
+        client = admin_client(tenant.admin)
+        foreign_invite = Invitation.unscoped_objects.get(org=other_tenant.org)
+        for url in [
+            f"/admin/accounts/user/{other_tenant.member.id}/change/",
+            f"/admin/accounts/user/{other_tenant.member.id}/password/",
+            f"/admin/organizations/invitation/{foreign_invite.id}/change/",
+            f"/admin/organizations/organization/{other_tenant.org.id}/change/",
+        ]:
+            response = client.get(url)
+            assert response.status_code in (302, 404), url
+            assert b"globex" not in response.content.lower(), url
+
+    def test_cannot_delete_foreign_objects(self, tenant, other_tenant, invitations):
+        client = admin_client(tenant.admin)
+        foreign_invite = Invitation.unscoped_objects.get(org=other_tenant.org)
+        client.post(f"/admin/organizations/invitation/{foreign_invite.id}/delete/", {"post": "yes"})
+        client.post(
+            "/admin/organizations/invitation/",
+            {"action": "delete_selected", "_selected_action": [str(foreign_invite.id)], "post": "yes"},
+        )
+        assert Invitation.unscoped_objects.filter(pk=foreign_invite.pk).exists()
+
+    def test_superusers_are_invisible_to_org_admins(self, tenant, superuser):
+        User.objects.filter(pk=superuser.pk).update(org=tenant.org)
+        response = admin_client(tenant.admin).get("/admin/accounts/user/")
+        assert b"root@precis.test" not in response.content
+
+
+class TestOrgAdminCannotEscalate:
+    def user_form(self, user, **overrides):
+        data = {"email": user.email, "name": user.name, "role": user.role, "is_active": "on"}
+        data.update(overrides)
+        return data
+
+    def test_cannot_grant_superuser_or_move_org(self, tenant, other_tenant):
+        client = admin_client(tenant.admin)
+        change = client.get(f"/admin/accounts/user/{tenant.member.id}/change/")
+        assert b'name="is_superuser"' not in change.content
+        assert b'name="org"' not in change.content
+        response = client.post(
+            f"/admin/accounts/user/{tenant.member.id}/change/",
+            self.user_form(tenant.member, is_superuser="on", org=str(other_tenant.org.id), name="Renamed"),
+        )
+        assert response.status_code == 302, response.content[:2000]
+        tenant.member.refresh_from_db()
+        assert tenant.member.name == "Renamed"
+        assert tenant.member.is_superuser is False
+        assert tenant.member.org == tenant.org
+
+    def test_last_admin_guard(self, tenant):
+        client = admin_client(tenant.admin)
+        response = client.post(
+            f"/admin/accounts/user/{tenant.admin.id}/change/", self.user_form(tenant.admin, role=Role.MEMBER)
+        )
+        assert response.status_code == 200
+        assert b"at least one active admin" in response.content
+        tenant.admin.refresh_from_db()
+        assert tenant.admin.role == Role.ADMIN
+
+    def test_created_user_lands_in_own_org(self, tenant, other_tenant):
+        client = admin_client(tenant.admin)
+        response = client.post(
+            "/admin/accounts/user/add/",
+            {
+                "email": "Fresh@Acme.test",
+                "name": "Fresh",
+                "role": Role.MEMBER,
+                "org": str(other_tenant.org.id),
+                "password1": "a-strong-passphrase-1",
+                "password2": "a-strong-passphrase-1",
+            },
+        )
+        assert response.status_code == 302, response.content[:3000]
+        user = User.objects.get(email="fresh@acme.test")
+        assert user.org == tenant.org and not user.is_superuser
+
+    def test_created_invitation_lands_in_own_org(self, tenant, other_tenant):
+        client = admin_client(tenant.admin)
+        response = client.post(
+            "/admin/organizations/invitation/add/",
+            {
+                "email": "new@x.test",
+                "role": "member",
+                "org": str(other_tenant.org.id),
+                "expires_at_0": "2099-01-01",
+                "expires_at_1": "00:00:00",
+            },
+            follow=True,
+        )
+        assert response.status_code == 200
+        invitation = Invitation.unscoped_objects.get(email="new@x.test")
+        assert invitation.org == tenant.org and invitation.created_by == tenant.admin
+        assert b"shown once" in response.content
+
+    def test_cannot_add_or_delete_organizations(self, tenant):
+        client = admin_client(tenant.admin)
+        assert client.get("/admin/organizations/organization/add/").status_code == 403
+        client.post(f"/admin/organizations/organization/{tenant.org.id}/delete/", {"post": "yes"})
+        assert Organization.objects.filter(pk=tenant.org.pk).exists()
+
+
+class TestSuperuser:
+    def test_sees_every_org(self, tenant, other_tenant, superuser, invitations):
+        client = admin_client(superuser)
+        users = client.get("/admin/accounts/user/").content
+        assert b"member@acme.test" in users and b"member@globex.test" in users
+        invites = client.get("/admin/organizations/invitation/").content
+        assert b"guest@acme.test" in invites and b"guest@globex.test" in invites
+
+    def test_can_move_a_user(self, tenant, other_tenant, superuser):
+        member = make_user(tenant.org)
+        client = admin_client(superuser)
+        change = client.get(f"/admin/accounts/user/{member.id}/change/")
+        assert b'name="org"' in change.content and b'name="is_superuser"' in change.content
