@@ -11,14 +11,19 @@ from rest_framework.throttling import SimpleRateThrottle
 from .models import normalize_email
 
 
-class LoginIPThrottle(SimpleRateThrottle):
-    scope = "login_ip"
+class _PerIPThrottle(SimpleRateThrottle):
+    """Counts requests per client address (see NUM_PROXIES for proxies)."""
 
     def get_cache_key(self, request, view):
-        return self.cache_format % {
-            "scope": self.scope,
-            "ident": self.get_ident(request),
-        }
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class LoginIPThrottle(_PerIPThrottle):
+    scope = "login_ip"
+
+
+class RegisterIPThrottle(_PerIPThrottle):
+    scope = "register_ip"
 
 
 class LoginAccountThrottle(SimpleRateThrottle):
@@ -31,17 +36,5 @@ class LoginAccountThrottle(SimpleRateThrottle):
         email = data.get("email")
         if not isinstance(email, str) or not email.strip():
             return None
-        return self.cache_format % {
-            "scope": self.scope,
-            "ident": hashlib.sha256(normalize_email(email).encode()).hexdigest(),
-        }
-
-
-class RegisterIPThrottle(SimpleRateThrottle):
-    scope = "register_ip"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {
-            "scope": self.scope,
-            "ident": self.get_ident(request),
-        }
+        ident = hashlib.sha256(normalize_email(email).encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
