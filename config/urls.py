@@ -21,6 +21,7 @@ auth_patterns = (
 api_v1 = [
     path("auth/", include(auth_patterns)),
     path("org/", include("organizations.urls")),
+    path("documents/", include("documents.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

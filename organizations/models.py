@@ -100,3 +100,26 @@ class Invitation(TenantModel):
     @property
     def is_pending(self) -> bool:
         return self.accepted_at is None and self.expires_at > timezone.now()
+
+
+class IdempotencyRecord(TenantModel):
+    """The first response to a POST carrying an `Idempotency-Key` header.
+
+    A retry with the same key (same org, same user, same endpoint) gets this
+    response back instead of creating a second object. Unique per
+    (org, user, scope, key); kept IDEMPOTENCY_TTL_HOURS. See organizations.idempotency.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=200)  # e.g. "documents.create"
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+
+    class Meta(TenantModel.Meta):
+        constraints = [models.UniqueConstraint(fields=["org", "user", "scope", "key"], name="idempotency_unique_key")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -232,6 +232,13 @@ SPECTACULAR_SETTINGS = {
 MAX_JSON_BODY_BYTES = env.int("MAX_JSON_BODY_BYTES", default=25 * 1024 * 1024)
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 MAX_DOCUMENT_CHARS = env.int("MAX_DOCUMENT_CHARS", default=2_000_000)
+# Extraction limits (documents/extraction.py): PDF pages and wall time, DOCX inflation.
+MAX_PDF_PAGES = env.int("MAX_PDF_PAGES", default=2000)
+PDF_TIME_BUDGET_S = env.float("PDF_TIME_BUDGET_S", default=60.0)
+MAX_DOCX_UNCOMPRESSED_BYTES = env.int("MAX_DOCX_UNCOMPRESSED_BYTES", default=100 * 1024 * 1024)
+MAX_DOCX_ENTRIES = env.int("MAX_DOCX_ENTRIES", default=5000)
+# Idempotency-Key records are kept this long (hours).
+IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
 
 # --- Celery -------------------------------------------------------------------
 # The worker/queue details are in config/celery.py; these are the connections.

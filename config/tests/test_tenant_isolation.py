@@ -56,7 +56,30 @@ def _make_invitation(tenant: Tenant) -> str:
     return str(invitation.id)
 
 
+def _make_document(tenant: Tenant) -> str:
+    from django_scopes import scope
+
+    from documents.services import document_create
+
+    with scope(org=tenant.org.id):
+        return str(document_create(org=tenant.org, created_by=tenant.member, title="Secret", content="Plans").id)
+
+
+def _document_intact(pk: str) -> bool:
+    from documents.models import Document
+
+    document = Document.unscoped_objects.filter(pk=pk).first()
+    return document is not None and document.title == "Secret" and document.content == "Plans"
+
+
 ISOLATION_CASES: dict[str, IsolationCase] = {
+    "documents": IsolationCase(
+        make=_make_document,
+        still_intact=_document_intact,
+        list_route="documents:document-list",
+        detail_route="documents:document-detail",
+        writes={"patch": {"title": "x"}, "put": {"title": "x", "content": "y"}, "delete": {}},
+    ),
     "members": IsolationCase(
         make=_make_member,
         still_intact=_member_intact,

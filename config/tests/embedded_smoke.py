@@ -1,0 +1,72 @@
+"""Run by test_embedded_mode.py in a subprocess with the embedded settings
+(SQLite, no Redis): the main API flows must work there too."""
+
+import io
+import os
+import sys
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+django.setup()
+
+from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from rest_framework.test import APIClient  # noqa: E402
+
+from documents.tests import files  # noqa: E402
+
+
+def check(condition, message):
+    if not condition:
+        print(f"FAILED: {message}")
+        sys.exit(1)
+
+
+def main() -> None:
+    from django.conf import settings
+
+    check(settings.EMBEDDED and "sqlite" in settings.DATABASES["default"]["ENGINE"], "embedded SQLite settings")
+    call_command("migrate", verbosity=0, stdout=io.StringIO())
+    call_command("ensure_demo", stdout=io.StringIO())
+
+    client = APIClient(HTTP_HOST="127.0.0.1")
+    reg = client.post(
+        "/api/v1/auth/register/",
+        {"email": "solo@example.test", "password": "a-long-passphrase-9", "organization_name": "Solo"},
+        format="json",
+    )
+    check(reg.status_code == 201, f"register {reg.status_code} {reg.content[:200]}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {reg.json()['access']}")
+
+    made = client.post("/api/v1/documents/", {"title": "Typed", "content": "Apples and Pears"}, format="json")
+    check(made.status_code == 201, f"create {made.status_code} {made.content[:200]}")
+    replay = client.post(
+        "/api/v1/documents/", {"title": "Retry", "content": "Once only"}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    again = client.post(
+        "/api/v1/documents/", {"title": "Retry", "content": "Once only"}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    check(replay.json()["id"] == again.json()["id"], "idempotent replay")
+    for name, data in [
+        ("r.pdf", files.pdf_bytes(["Pdf words"])),
+        ("m.docx", files.docx_bytes(["Docx words"])),
+        ("p.html", files.HTML_PAGE.encode()),
+    ]:
+        up = client.post("/api/v1/documents/", {"file": SimpleUploadedFile(name, data)}, format="multipart")
+        check(up.status_code == 201, f"upload {name} {up.status_code} {up.content[:200]}")
+    found = client.get("/api/v1/documents/", {"search": "APPLES"}).json()["results"]
+    check([d["id"] for d in found] == [made.json()["id"]], "contains search on SQLite")
+    listed = client.get("/api/v1/documents/", {"page_size": 2}).json()
+    check(len(listed["results"]) == 2 and listed["next"], "cursor pagination")
+    doc_id = made.json()["id"]
+    patched = client.patch(f"/api/v1/documents/{doc_id}/", {"content": "Plums"}, format="json")
+    check(patched.json()["content"] == "Plums", "update")
+    check(client.delete(f"/api/v1/documents/{doc_id}/").status_code == 204, "delete")
+    check(client.get("/api/v1/org/").json()["name"] == "Solo", "org")
+    check(client.get("/health/ready").status_code == 200, "ready")
+    print("EMBEDDED OK")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Document reads: the list query (filters, search, excerpt) in a constant number of queries."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models import F, FloatField, IntegerField, Q, QuerySet, Value
+from django.db.models.functions import Substr
+
+from .models import Document
+
+EXCERPT_CHARS = 300
+SEARCH_CONFIG = "english"
+
+# Columns a list row needs; `content` itself is never loaded for lists.
+LIST_FIELDS = [
+    "id",
+    "org_id",
+    "title",
+    "content_type",
+    "source",
+    "source_ref",
+    "metadata",
+    "char_count",
+    "sha256",
+    "file",
+    "created_by_id",
+    "created_at",
+    "updated_at",
+]
+
+
+def uses_full_text_search() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def document_list_queryset(queryset: QuerySet[Document], *, search: str | None = None) -> QuerySet[Document]:
+    """Annotate an (already org-scoped) queryset for the list endpoint.
+
+    One SQL query per page whatever the page size: the excerpt is cut in SQL,
+    `summary_count` is a correlated subquery (0 until summaries exist).
+    With `search`, PostgreSQL matches `websearch_to_tsquery` (any user input is
+    valid syntax) against the trigger-maintained vector and exposes `rank`;
+    SQLite falls back to a case-insensitive contains match with rank 0.
+    """
+    queryset = queryset.only(*LIST_FIELDS).annotate(
+        excerpt=Substr("content", 1, EXCERPT_CHARS),
+        summary_count=summary_count_expression(),
+    )
+    if search:
+        queryset = _search(queryset, search)
+    return queryset
+
+
+def summary_count_expression():
+    """How many summaries a document has (replaced when summaries exist)."""
+    return Value(0, output_field=IntegerField())
+
+
+def _search(queryset: QuerySet[Document], text: str) -> QuerySet[Document]:
+    if uses_full_text_search():
+        from django.contrib.postgres.search import SearchQuery, SearchRank
+
+        query = SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
+        return queryset.filter(search_vector=query).annotate(
+            rank=SearchRank(F("search_vector"), query, cover_density=True)
+        )
+    return queryset.filter(Q(title__icontains=text) | Q(content__icontains=text)).annotate(
+        rank=Value(0.0, output_field=FloatField())
+    )

@@ -1,0 +1,155 @@
+import json
+import re
+
+from rest_framework import serializers
+
+from config.serializers import StrictInputSerializer
+
+from .models import Document
+from .services import MAX_METADATA_BYTES
+
+_SOURCE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class MetadataField(serializers.JSONField):
+    """A JSON object of bounded size (it is stored and returned as is)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.", code="invalid")
+        if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > MAX_METADATA_BYTES:
+            raise serializers.ValidationError(f"Must be at most {MAX_METADATA_BYTES} bytes of JSON.", code="too_large")
+        return value
+
+
+class DocumentListOutputSerializer(serializers.ModelSerializer):
+    excerpt = serializers.CharField(read_only=True)
+    summary_count = serializers.IntegerField(read_only=True)
+    file_name = serializers.CharField(read_only=True, allow_null=True)
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Document
+        fields = [
+            "id",
+            "title",
+            "excerpt",
+            "content_type",
+            "source",
+            "source_ref",
+            "metadata",
+            "char_count",
+            "sha256",
+            "file_name",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "summary_count",
+        ]
+        read_only_fields = fields
+
+
+class DocumentDetailOutputSerializer(serializers.ModelSerializer):
+    file_name = serializers.CharField(read_only=True, allow_null=True)
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
+    summary_count = serializers.SerializerMethodField()
+    latest_summary = serializers.SerializerMethodField()
+    summaries = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Document
+        fields = [
+            "id",
+            "title",
+            "content",
+            "content_type",
+            "source",
+            "source_ref",
+            "metadata",
+            "char_count",
+            "sha256",
+            "file_name",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "summary_count",
+            "latest_summary",
+            "summaries",
+        ]
+        read_only_fields = fields
+
+    def get_summaries(self, document: Document) -> list[dict]:
+        return []  # summaries arrive with the summarization pipeline
+
+    def get_summary_count(self, document: Document) -> int:
+        return len(self.get_summaries(document))
+
+    def get_latest_summary(self, document: Document) -> dict | None:
+        summaries = self.get_summaries(document)
+        return summaries[0] if summaries else None
+
+
+class _DocumentEchoMixin(StrictInputSerializer):
+    """Accepts (and ignores) the output fields a client may send back; `org` and
+    anything else unknown is still refused."""
+
+    echo_fields = (
+        "id",
+        "excerpt",
+        "content_type",
+        "char_count",
+        "sha256",
+        "file_name",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "summary_count",
+        "latest_summary",
+        "summaries",
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name in self.echo_fields:
+            fields.setdefault(name, serializers.JSONField(read_only=True))
+        return fields
+
+
+class DocumentCreateInputSerializer(_DocumentEchoMixin):
+    title = serializers.CharField(max_length=500)
+    content = serializers.CharField(trim_whitespace=False)
+    source = serializers.RegexField(_SOURCE, required=False, default=Document.Source.MANUAL, max_length=32)
+    source_ref = serializers.CharField(max_length=1024, required=False, default="", allow_blank=True)
+    metadata = MetadataField(required=False, default=dict)
+
+
+class DocumentUploadInputSerializer(StrictInputSerializer):
+    file = serializers.FileField(allow_empty_file=False, max_length=255)
+    title = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class DocumentUpdateInputSerializer(_DocumentEchoMixin):
+    title = serializers.CharField(max_length=500)
+    content = serializers.CharField(trim_whitespace=False)
+    metadata = MetadataField(required=False)
+    source = serializers.CharField(read_only=True)
+    source_ref = serializers.CharField(read_only=True)
+
+
+ORDERINGS = {
+    "created_at": ("created_at",),
+    "-created_at": ("-created_at",),
+    "title": ("title",),
+    "-title": ("-title",),
+}
+
+
+class DocumentListQuerySerializer(serializers.Serializer):
+    """Query parameters of the list; unknown ones (cursor, page_size) are left alone."""
+
+    search = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    source = serializers.RegexField(_SOURCE, required=False, max_length=32)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    ordering = serializers.ChoiceField(choices=sorted(ORDERINGS), required=False)

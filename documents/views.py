@@ -1,0 +1,142 @@
+"""Document API: list/search, create (JSON or upload), detail, update, delete."""
+
+from __future__ import annotations
+
+import hashlib
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from config.pagination import CursorPagination
+from config.parsers import StrictJSONParser
+from config.schema import ConflictErrorResponseSerializer, PayloadTooLargeErrorResponseSerializer
+from organizations.idempotency import fingerprint_of, idempotent
+from organizations.tenancy import TenantViewSetMixin
+
+from . import selectors, services
+from .models import Document
+from .serializers import (
+    ORDERINGS,
+    DocumentCreateInputSerializer,
+    DocumentDetailOutputSerializer,
+    DocumentListOutputSerializer,
+    DocumentListQuerySerializer,
+    DocumentUpdateInputSerializer,
+    DocumentUploadInputSerializer,
+)
+from .uploads import LimitedUploadHandler
+
+
+class DocumentPagination(CursorPagination):
+    """Cursor pagination whose ordering the view decides (validated `?ordering=`, or rank)."""
+
+    def get_ordering(self, request, queryset, view):
+        return view.list_ordering
+
+
+_ERRORS = {409: ConflictErrorResponseSerializer, 413: PayloadTooLargeErrorResponseSerializer}
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[DocumentListQuerySerializer], responses=DocumentListOutputSerializer(many=True)),
+    retrieve=extend_schema(responses=DocumentDetailOutputSerializer),
+    destroy=extend_schema(responses={204: None}),
+)
+class DocumentViewSet(
+    TenantViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    model = Document
+    serializer_class = DocumentDetailOutputSerializer
+    pagination_class = DocumentPagination
+    parser_classes = [StrictJSONParser, MultiPartParser]
+    list_ordering: tuple[str, ...] = ("-created_at",)
+
+    def list(self, request, *args, **kwargs):
+        params = DocumentListQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        query = params.validated_data
+        queryset = selectors.document_list_queryset(self.get_queryset(), search=query.get("search") or None)
+        if "source" in query:
+            queryset = queryset.filter(source=query["source"])
+        if "created_after" in query:
+            queryset = queryset.filter(created_at__gte=query["created_after"])
+        if "created_before" in query:
+            queryset = queryset.filter(created_at__lt=query["created_before"])
+        if "ordering" in query:
+            self.list_ordering = ORDERINGS[query["ordering"]]
+        elif query.get("search") and selectors.uses_full_text_search():
+            self.list_ordering = ("-rank",)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(DocumentListOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        request={
+            "application/json": DocumentCreateInputSerializer,
+            "multipart/form-data": DocumentUploadInputSerializer,
+        },
+        responses={
+            201: DocumentDetailOutputSerializer,
+            **_ERRORS,
+            415: OpenApiResponse(description="Unsupported file type"),
+        },
+    )
+    def create(self, request, *args, **kwargs):
+        if request.content_type.startswith("multipart/form-data"):
+            # Must be in place before anything reads the body.
+            request._request.upload_handlers = [LimitedUploadHandler(request._request)]
+            return self._create_from_upload(request)
+        data = DocumentCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = {
+            k: v
+            for k, v in data.validated_data.items()
+            if k in {"title", "content", "source", "source_ref", "metadata"}
+        }
+
+        def create() -> Response:
+            document = services.document_create(org=request.org, created_by=request.user, **fields)
+            return Response(DocumentDetailOutputSerializer(document).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, scope="documents.create", fingerprint=fingerprint_of(fields), create=create)
+
+    def _create_from_upload(self, request) -> Response:
+        data = DocumentUploadInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload, title = data.validated_data["file"], data.validated_data.get("title") or None
+        digest = hashlib.sha256()
+        for chunk in upload.chunks():
+            digest.update(chunk)
+
+        def create() -> Response:
+            document = services.document_create_from_upload(
+                org=request.org, created_by=request.user, upload=upload, title=title
+            )
+            return Response(DocumentDetailOutputSerializer(document).data, status=status.HTTP_201_CREATED)
+
+        fingerprint = fingerprint_of(upload.name, title, digest.hexdigest())
+        return idempotent(request, scope="documents.create", fingerprint=fingerprint, create=create)
+
+    @extend_schema(request=DocumentUpdateInputSerializer, responses={200: DocumentDetailOutputSerializer, **_ERRORS})
+    def update(self, request, *args, **kwargs):
+        return self._update(request, partial=False)
+
+    @extend_schema(request=DocumentUpdateInputSerializer, responses={200: DocumentDetailOutputSerializer, **_ERRORS})
+    def partial_update(self, request, *args, **kwargs):
+        return self._update(request, partial=True)
+
+    def _update(self, request, *, partial: bool) -> Response:
+        document = self.get_object()
+        data = DocumentUpdateInputSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        fields = {k: v for k, v in data.validated_data.items() if k in {"title", "content", "metadata"}}
+        document = services.document_update(document=document, **fields)
+        return Response(DocumentDetailOutputSerializer(document).data)
+
+    def perform_destroy(self, instance: Document) -> None:
+        services.document_delete(document=instance)

@@ -1,0 +1,78 @@
+"""`Idempotency-Key` support for creating POSTs (documents, summarize jobs, ...).
+
+A client that retries a POST with the same `Idempotency-Key` header gets the
+first response again (same status and body, plus `Idempotent-Replayed: true`)
+instead of a duplicate. The same key with a *different* request body is a
+client bug: 409 `idempotency_key_reused`.
+
+Concurrency: the record is inserted inside the request's transaction
+(ATOMIC_REQUESTS), so a concurrent retry blocks on the unique index until the
+first request commits, then finds its stored response. If the first request
+fails, its record rolls back with it and the retry runs normally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.response import Response
+
+from config.errors import Conflict, ValidationFailed
+
+from .models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+_VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+
+
+def fingerprint_of(*parts: object) -> str:
+    """A stable hash of what identifies a request's content."""
+    blob = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def idempotent(request, *, scope: str, fingerprint: str, create: Callable[[], Response]) -> Response:
+    """Run `create()` once per Idempotency-Key; replay its response on retries."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return create()
+    if not _VALID_KEY.match(key):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1-255 printable ASCII characters without spaces.", "invalid_idempotency_key"
+        )
+    lookup = {"org": request.org, "user": request.user, "scope": scope, "key": key}
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
+    IdempotencyRecord.objects.filter(**lookup, created_at__lt=cutoff).delete()
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(**lookup, fingerprint=fingerprint)
+    except IntegrityError:
+        record = IdempotencyRecord.objects.get(**lookup)
+        if record.fingerprint != fingerprint:
+            raise Conflict(
+                "This Idempotency-Key was already used with a different request.", "idempotency_key_reused"
+            ) from None
+        return Response(record.response_body, status=record.status_code, headers={"Idempotent-Replayed": "true"})
+    response = create()
+    if 200 <= response.status_code < 300:
+        record.status_code = response.status_code
+        record.response_body = response.data
+        record.save(update_fields=["status_code", "response_body"])
+    else:
+        record.delete()  # failures are not remembered: the retry runs again
+    return response
+
+
+def idempotency_purge(*, older_than_hours: int | None = None) -> int:
+    """Delete expired records (all orgs); returns how many."""
+    hours = older_than_hours if older_than_hours is not None else settings.IDEMPOTENCY_TTL_HOURS
+    cutoff = timezone.now() - timedelta(hours=hours)
+    deleted, _ = IdempotencyRecord.unscoped_objects.filter(created_at__lt=cutoff).delete()
+    return deleted
