@@ -44,6 +44,12 @@ class PrecisExceptionHandler(ExceptionHandler):
             logger.exception("database error")
         return super().convert_known_exceptions(exc)
 
+    def set_rollback(self) -> None:
+        # Views that manage their own transactions (atomic_request = False) must not
+        # doom an enclosing atomic block they did not open.
+        if getattr(self.context.get("view"), "atomic_request", True):
+            super().set_rollback()
+
     def convert_unhandled_exceptions(self, exc: Exception) -> exceptions.APIException:
         if not isinstance(exc, exceptions.APIException):
             logger.error(

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import urls as account_urls
 from organizations import urls as organization_urls
+from summaries import urls as summary_urls
 
 from . import health
 from .exceptions import api_not_found
@@ -21,7 +22,11 @@ auth_patterns = (
 api_v1 = [
     path("auth/", include(auth_patterns)),
     path("org/", include("organizations.urls")),
+    path("documents/", include((summary_urls.document_urlpatterns, "summaries_documents"))),
     path("documents/", include("documents.urls")),
+    path("summaries/", include("summaries.urls")),
+    path("jobs/", include("jobs.urls")),
+    path("templates/", include("templates_app.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

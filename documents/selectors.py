@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import F, FloatField, IntegerField, Q, QuerySet, Value
-from django.db.models.functions import Substr
+from django.db.models import Count, F, FloatField, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Substr
 
 from .models import Document
 
@@ -37,7 +37,7 @@ def document_list_queryset(queryset: QuerySet[Document], *, search: str | None =
     """Annotate an (already org-scoped) queryset for the list endpoint.
 
     One SQL query per page whatever the page size: the excerpt is cut in SQL,
-    `summary_count` is a correlated subquery (0 until summaries exist).
+    `summary_count` is a correlated subquery.
     With `search`, PostgreSQL matches `websearch_to_tsquery` (any user input is
     valid syntax) against the trigger-maintained vector and exposes `rank`;
     SQLite falls back to a case-insensitive contains match with rank 0.
@@ -52,8 +52,18 @@ def document_list_queryset(queryset: QuerySet[Document], *, search: str | None =
 
 
 def summary_count_expression():
-    """How many summaries a document has (replaced when summaries exist)."""
-    return Value(0, output_field=IntegerField())
+    """How many summaries a document has: a correlated COUNT over the
+    (document, created_at) index, through the reverse relation (no import of
+    the summaries app)."""
+    summary_model = Document._meta.get_field("summaries").related_model
+    counts = (
+        summary_model.unscoped_objects.filter(document=OuterRef("pk"))
+        .order_by()
+        .values("document")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
 
 
 def _search(queryset: QuerySet[Document], text: str) -> QuerySet[Document]:

@@ -1,6 +1,7 @@
 import json
 import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.serializers import StrictInputSerializer
@@ -50,6 +51,23 @@ class DocumentListOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class DocumentSummarySerializer(serializers.Serializer):
+    """A summary as the document detail shows it (the full one: /api/v1/summaries/{id}/)."""
+
+    id = serializers.UUIDField()
+    template = serializers.UUIDField(source="template_id", allow_null=True)
+    template_name = serializers.CharField()
+    content = serializers.CharField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    status = serializers.CharField()
+    stale = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_stale(self, summary) -> bool:
+        return summary.source_sha256 != self.context["document"].sha256
+
+
 class DocumentDetailOutputSerializer(serializers.ModelSerializer):
     file_name = serializers.CharField(read_only=True, allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
@@ -79,14 +97,22 @@ class DocumentDetailOutputSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def _summaries(self, document: Document) -> list[dict]:
+        if not hasattr(document, "_summary_rows"):
+            rows = document.summaries.order_by("-created_at") if document.pk else []
+            document._summary_rows = [DocumentSummarySerializer(s, context={"document": document}).data for s in rows]
+        return document._summary_rows
+
+    @extend_schema_field(DocumentSummarySerializer(many=True))
     def get_summaries(self, document: Document) -> list[dict]:
-        return []  # summaries arrive with the summarization pipeline
+        return self._summaries(document)
 
     def get_summary_count(self, document: Document) -> int:
-        return len(self.get_summaries(document))
+        return len(self._summaries(document))
 
+    @extend_schema_field(DocumentSummarySerializer(allow_null=True))
     def get_latest_summary(self, document: Document) -> dict | None:
-        summaries = self.get_summaries(document)
+        summaries = self._summaries(document)
         return summaries[0] if summaries else None
 
 

@@ -16,7 +16,9 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from config.errors import Conflict, ValidationFailed
+from jobs import services as job_services
 from organizations.models import Organization
+from realtime import events
 
 from . import extraction
 from .models import Document
@@ -45,6 +47,21 @@ def _clean_title(title: str) -> str:
     return title[:500]
 
 
+def document_event_data(document: Document) -> dict[str, Any]:
+    """What realtime events carry about a document (no content)."""
+    return {
+        "id": str(document.pk),
+        "title": document.title,
+        "source": document.source,
+        "source_ref": document.source_ref,
+        "content_type": document.content_type,
+        "char_count": document.char_count,
+        "sha256": document.sha256,
+        "created_by": str(document.created_by_id) if document.created_by_id else None,
+        "created_at": document.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
 def _save_new(document: Document) -> Document:
     try:
         with transaction.atomic():
@@ -53,6 +70,7 @@ def _save_new(document: Document) -> Document:
         raise Conflict(
             f"A document from {document.source!r} with this source_ref already exists.", "duplicate_source_ref"
         ) from None
+    events.publish(document.org_id, "document.created", document_event_data(document))
     return document
 
 
@@ -141,12 +159,16 @@ def document_update(
         document.metadata = metadata
         fields.append("metadata")
     document.save(update_fields=fields)
+    events.publish(document.org_id, "document.updated", document_event_data(document))
     return document
 
 
 def document_delete(*, document: Document) -> None:
-    """Delete the row (its summaries cascade) and, after commit, its stored file."""
+    """Delete the row (its summaries cascade), cancel its unfinished jobs, and
+    remove its stored file after commit."""
     file = document.file
+    job_services.job_cancel_for_document(document_id=document.pk)
+    events.publish(document.org_id, "document.deleted", {"id": str(document.pk)})
     document.delete()
     if file:
         storage, name = file.storage, file.name

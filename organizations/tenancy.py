@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import models
+from django.db.models import Q
 from django_scopes import scope, scopes_disabled
 from rest_framework.permissions import BasePermission
 
@@ -71,6 +72,9 @@ class TenantViewSetMixin:
     model: type[models.Model]
     #: Name of the FK to Organization on `model`.
     tenant_field = "org"
+    #: Also show rows shared by every org (tenant field NULL, e.g. system templates).
+    #: They stay read-only: writes check ownership in the service.
+    include_shared_rows = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -105,8 +109,10 @@ class TenantViewSetMixin:
         org = getattr(self.request, "org", None)
         manager = self.model.objects
         queryset = manager.all() if org is not None else manager.none()
-        queryset = queryset.filter(**{self.tenant_field: org})
-        return self.refine_queryset(queryset)
+        own = Q(**{self.tenant_field: org})
+        if self.include_shared_rows:
+            own |= Q(**{f"{self.tenant_field}__isnull": True})
+        return self.refine_queryset(queryset.filter(own))
 
     def refine_queryset(self, queryset):
         """Hook for subclasses: narrow, annotate or prefetch — never widen."""

@@ -248,6 +248,66 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every queue the project uses: `celery -A config worker` without -Q consumes them all.
+CELERY_TASK_QUEUES = {"default": {}, "summaries": {}, "integrations": {}}
+CELERY_TASK_ACKS_LATE = True  # a task is acknowledged after it ran: a dead worker's task is redelivered
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: one at a time per process
+CELERY_TASK_IGNORE_RESULT = True  # the Job row is the source of truth; results only where asked
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_CONNECTION_MAX_RETRIES = 3
+
+# Time limits, ordered: one LLM call < soft limit < hard limit < Redis visibility timeout,
+# so a slow call times out before the task, the task before the worker kills it, and the
+# broker redelivers only tasks whose worker really died.
+LLM_TIMEOUT_S = env.float("LLM_TIMEOUT_S", default=60.0)
+JOB_SOFT_TIME_LIMIT_S = env.int("JOB_SOFT_TIME_LIMIT_S", default=900)
+JOB_HARD_TIME_LIMIT_S = env.int("JOB_HARD_TIME_LIMIT_S", default=960)
+BROKER_VISIBILITY_TIMEOUT_S = env.int("BROKER_VISIBILITY_TIMEOUT_S", default=3600)
+if not (LLM_TIMEOUT_S < JOB_SOFT_TIME_LIMIT_S < JOB_HARD_TIME_LIMIT_S < BROKER_VISIBILITY_TIMEOUT_S):
+    raise ImproperlyConfigured(
+        "Timeouts must be ordered LLM_TIMEOUT_S < JOB_SOFT_TIME_LIMIT_S < JOB_HARD_TIME_LIMIT_S "
+        "< BROKER_VISIBILITY_TIMEOUT_S."
+    )
+CELERY_TASK_SOFT_TIME_LIMIT = JOB_SOFT_TIME_LIMIT_S
+CELERY_TASK_TIME_LIMIT = JOB_HARD_TIME_LIMIT_S
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_S,
+    # The defaults wait forever on a dead broker.
+    "socket_timeout": 5,
+    "socket_connect_timeout": 3,
+    "retry_on_timeout": True,
+}
+# Publishing a task (enqueue at request time) gives up fast: the API answers 503.
+CELERY_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0, "options": {"queue": "default"}},
+}
+
+# Job leases: a running attempt renews its lease every JOB_HEARTBEAT_S; the reaper takes
+# back jobs whose lease expired, retrying them up to JOB_MAX_ATTEMPTS times in all.
+JOB_LEASE_S = env.int("JOB_LEASE_S", default=60)
+JOB_HEARTBEAT_S = env.float("JOB_HEARTBEAT_S", default=10.0)
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
+JOB_REDISPATCH_AFTER_S = env.int("JOB_REDISPATCH_AFTER_S", default=300)
+EMBEDDED_WORKERS = env.int("EMBEDDED_WORKERS", default=2)
+
+# --- LLM ----------------------------------------------------------------------------
+LLM_PROVIDER = env.str("LLM_PROVIDER", default="local")
+LLM_BASE_URL = env.str("LLM_BASE_URL", default="https://api.openai.com/v1")
+LLM_API_KEY = env.str("LLM_API_KEY", default="")
+LLM_MODEL = env.str("LLM_MODEL", default="gpt-4o-mini")
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
+LLM_CONTEXT_TOKENS = env.int("LLM_CONTEXT_TOKENS", default=8192)
+LLM_MAX_OUTPUT_TOKENS = env.int("LLM_MAX_OUTPUT_TOKENS", default=1024)
+# Requests per minute per provider (0: no limit) and per organization (default: the same).
+LLM_RATE_LIMIT_RPM = env.int("LLM_RATE_LIMIT_RPM", default=0)
+LLM_ORG_RATE_LIMIT_RPM = env.int("LLM_ORG_RATE_LIMIT_RPM", default=LLM_RATE_LIMIT_RPM)
+# Longest wait for a rate-limit slot inside a task before the job is retried later.
+LLM_RATE_LIMIT_MAX_WAIT_S = env.float("LLM_RATE_LIMIT_MAX_WAIT_S", default=30.0)
 
 # --- HTTP security --------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)

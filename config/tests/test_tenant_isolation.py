@@ -72,13 +72,72 @@ def _document_intact(pk: str) -> bool:
     return document is not None and document.title == "Secret" and document.content == "Plans"
 
 
+def _make_job(tenant: Tenant) -> str:
+    from jobs.models import Job
+
+    return str(Job.unscoped_objects.create(org=tenant.org, kind="summarize", created_by=tenant.admin).id)
+
+
+def _job_intact(pk: str) -> bool:
+    from jobs.models import Job
+
+    return Job.unscoped_objects.get(pk=pk).status == "queued"
+
+
+def _make_summary(tenant: Tenant) -> str:
+    from documents.models import Document
+    from summaries.models import Summary
+
+    document = Document.unscoped_objects.get(pk=_make_document(tenant))
+    summary = Summary.unscoped_objects.create(
+        org=tenant.org,
+        document=document,
+        content="Secret summary",
+        provider="local",
+        source_sha256=document.sha256,
+        prompt_sha256="0" * 64,
+        created_by=tenant.admin,
+    )
+    return str(summary.id)
+
+
+def _make_template(tenant: Tenant) -> str:
+    from templates_app.models import Template
+
+    return str(Template.unscoped_objects.create(org=tenant.org, name="Secret", body="{{ document.content }}").id)
+
+
 ISOLATION_CASES: dict[str, IsolationCase] = {
+    "jobs": IsolationCase(
+        make=_make_job,
+        still_intact=_job_intact,
+        list_route="jobs:job-list",
+        detail_route="jobs:job-detail",
+        actions={"jobs:job-cancel": "post"},
+    ),
+    "summaries": IsolationCase(
+        make=_make_summary,
+        still_intact=lambda pk: __import__("summaries.models").models.Summary.unscoped_objects.filter(pk=pk).exists(),
+        list_route="summaries:summary-list",
+        detail_route="summaries:summary-detail",
+        writes={"delete": {}},
+    ),
+    "templates": IsolationCase(
+        make=_make_template,
+        still_intact=lambda pk: (
+            __import__("templates_app.models").models.Template.unscoped_objects.get(pk=pk).name == "Secret"
+        ),
+        list_route="templates:template-list",
+        detail_route="templates:template-detail",
+        writes={"patch": {"name": "x"}, "put": {"name": "x", "body": "y"}, "delete": {}},
+    ),
     "documents": IsolationCase(
         make=_make_document,
         still_intact=_document_intact,
         list_route="documents:document-list",
         detail_route="documents:document-detail",
         writes={"patch": {"title": "x"}, "put": {"title": "x", "content": "y"}, "delete": {}},
+        actions={"summaries_documents:document-summarize": "post"},
     ),
     "members": IsolationCase(
         make=_make_member,
@@ -104,6 +163,7 @@ NOT_TENANT_DATA: dict[str, str] = {
     "auth:logout": "acts on the caller's own refresh token (another user's → 400, tested in accounts)",
     "auth:me": "always the caller themselves",
     "org:detail": "always the caller's own org (request.org); tested in organizations/tests",
+    "templates:template-placeholders": "the placeholder registry, the same for every org",
     "schema": "public OpenAPI schema",
     "docs": "public Swagger UI",
 }

@@ -1,0 +1,242 @@
+"""The job state machine: every transition is a guarded, atomic UPDATE here.
+
+    queued ──start──► running ──succeed──► succeeded
+       │                │  └────fail─────► failed
+       │                ├──retry_later──► queued   (transient error / lost worker)
+       └──────cancel────┴──cancel───────► cancelled
+
+A transition is `UPDATE job SET ... WHERE id = ? AND status IN (...) [AND
+lease_token = ?]`; when it matches no row, someone else already moved the job
+(a duplicate or late delivery, a cancel, the reaper) and the caller stands
+down. Each successful transition publishes the job event after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from config.errors import Conflict
+from organizations.models import Organization
+from realtime import events
+
+from .models import Job
+
+logger = logging.getLogger(__name__)
+Status = Job.Status
+
+_EVENT_FOR_STATUS = {
+    Status.QUEUED: "job.queued",
+    Status.RUNNING: "job.started",
+    Status.SUCCEEDED: "job.succeeded",
+    Status.FAILED: "job.failed",
+    Status.CANCELLED: "job.cancelled",
+}
+
+
+def job_publish(job: Job, type: str | None = None) -> None:
+    from .serializers import JobOutputSerializer
+
+    events.publish(
+        job.org_id, type or _EVENT_FOR_STATUS[job.status], JobOutputSerializer(job).data, user_id=job.created_by_id
+    )
+
+
+def _transition(
+    job_id, *, from_statuses, owner_token: str | None = None, event: str | None = "auto", **changes
+) -> Job | None:
+    """The one guarded UPDATE. Returns the updated job, or None when the guard failed.
+
+    `owner_token`, when given, must be the running attempt's lease token: a
+    worker whose attempt was taken away (reaped, cancelled) cannot move the job.
+    """
+    rows = Job.unscoped_objects.filter(pk=job_id, status__in=list(from_statuses))
+    if owner_token is not None:
+        rows = rows.filter(lease_token=owner_token)
+    with transaction.atomic():
+        if rows.update(**changes, updated_at=timezone.now()) != 1:
+            return None
+        job = Job.unscoped_objects.get(pk=job_id)
+        if event:
+            job_publish(job, None if event == "auto" else event)
+    return job
+
+
+def job_create(
+    *,
+    org: Organization,
+    kind: str,
+    created_by: User | None,
+    payload: dict[str, Any],
+    queue: str,
+    document=None,
+) -> Job:
+    """A queued job; the caller dispatches it after commit (jobs.dispatch)."""
+    job = Job.objects.create(org=org, kind=kind, created_by=created_by, payload=payload, queue=queue, document=document)
+    job_publish(job)
+    return job
+
+
+def job_start(*, job_id) -> Job | None:
+    """Claim a queued job for one attempt: running, a fresh lease token, attempts + 1.
+
+    None when the job is not queued (already running elsewhere, finished or
+    cancelled): a duplicate or late delivery, which must then do nothing.
+    """
+    now = timezone.now()
+    return _transition(
+        job_id,
+        from_statuses=[Status.QUEUED],
+        status=Status.RUNNING,
+        attempts=F("attempts") + 1,
+        lease_token=str(uuid.uuid4()),
+        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_S),
+        started_at=now,
+    )
+
+
+def job_heartbeat(*, job_id, lease_token: str) -> bool:
+    """Renew the lease; False when the attempt no longer owns a running job (e.g. cancelled)."""
+    rows = Job.unscoped_objects.filter(pk=job_id, status=Status.RUNNING, lease_token=lease_token)
+    return rows.update(lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_S)) == 1
+
+
+def job_set_progress(*, job_id, lease_token: str, progress: int) -> bool:
+    job = _transition(
+        job_id,
+        from_statuses=[Status.RUNNING],
+        owner_token=lease_token,
+        event="job.progress",
+        progress=max(0, min(100, int(progress))),
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_S),
+    )
+    return job is not None
+
+
+def job_succeed(*, job_id, lease_token: str, result: dict[str, Any], summary=None) -> Job | None:
+    return _transition(
+        job_id,
+        from_statuses=[Status.RUNNING],
+        owner_token=lease_token,
+        status=Status.SUCCEEDED,
+        progress=100,
+        result=result,
+        summary=summary,
+        error=None,
+        lease_expires_at=None,
+        finished_at=timezone.now(),
+    )
+
+
+def job_fail(*, job_id, code: str, detail: str, lease_token: str | None = None) -> Job | None:
+    """Mark failed with a stable code and a human detail (never a traceback)."""
+    return _transition(
+        job_id,
+        from_statuses=[Status.QUEUED, Status.RUNNING],
+        owner_token=lease_token,
+        status=Status.FAILED,
+        error={"code": code, "detail": detail},
+        lease_expires_at=None,
+        finished_at=timezone.now(),
+    )
+
+
+def job_retry_later(*, job_id, lease_token: str | None, code: str, detail: str) -> Job | None:
+    """Back to queued after a transient failure; the caller re-dispatches (with a delay)."""
+    return _transition(
+        job_id,
+        from_statuses=[Status.RUNNING],
+        owner_token=lease_token,
+        status=Status.QUEUED,
+        error={"code": code, "detail": detail, "retrying": True},
+        lease_token="",
+        lease_expires_at=None,
+    )
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Cancel a queued or running job (202); a finished one cannot be (409)."""
+    cancelled = _transition(
+        job.pk,
+        from_statuses=[Status.QUEUED, Status.RUNNING],
+        status=Status.CANCELLED,
+        lease_expires_at=None,
+        finished_at=timezone.now(),
+    )
+    if cancelled is None:
+        job.refresh_from_db()
+        raise Conflict(f"The job is already {job.status}.", "job_finished")
+    return cancelled
+
+
+def job_cancel_for_document(*, document_id) -> int:
+    """Cancel the unfinished jobs of a document that is being deleted."""
+    ids = list(
+        Job.unscoped_objects.filter(document_id=document_id, status__in=[Status.QUEUED, Status.RUNNING]).values_list(
+            "pk", flat=True
+        )
+    )
+    cancelled = 0
+    for job_id in ids:
+        job = _transition(
+            job_id,
+            from_statuses=[Status.QUEUED, Status.RUNNING],
+            status=Status.CANCELLED,
+            error={"code": "document_deleted", "detail": "The document was deleted."},
+            finished_at=timezone.now(),
+        )
+        cancelled += job is not None
+    return cancelled
+
+
+def job_reap_stale(*, now=None) -> dict[str, int]:
+    """The reconciler (beat schedule and `manage.py reap_stale_jobs`), across all orgs.
+
+    - running jobs whose lease expired (their worker died or hung): back to
+      queued and re-dispatched while attempts remain, else failed `worker_lost`;
+    - queued jobs not started long after dispatch (the publish was lost between
+      commit and enqueue, or the broker dropped it): dispatched again. A
+      duplicate message is harmless: only one delivery can start the job.
+    """
+    from .dispatch import job_dispatch
+
+    now = now or timezone.now()
+    counts = {"requeued": 0, "failed": 0, "redispatched": 0}
+    expired = Job.unscoped_objects.filter(status=Status.RUNNING, lease_expires_at__lt=now)
+    for job in expired:
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            failed = job_fail(
+                job_id=job.pk,
+                lease_token=job.lease_token,
+                code="worker_lost",
+                detail=f"The worker running this job stopped responding ({job.attempts} attempt(s)).",
+            )
+            counts["failed"] += failed is not None
+        else:
+            requeued = job_retry_later(
+                job_id=job.pk,
+                lease_token=job.lease_token,
+                code="worker_lost",
+                detail="The worker running this job stopped responding; retrying.",
+            )
+            if requeued is not None:
+                job_dispatch(requeued)
+                counts["requeued"] += 1
+    stuck_before = now - timedelta(seconds=settings.JOB_REDISPATCH_AFTER_S)
+    stuck = Job.unscoped_objects.filter(status=Status.QUEUED).filter(
+        dispatched_at__lt=stuck_before
+    ) | Job.unscoped_objects.filter(status=Status.QUEUED, dispatched_at__isnull=True, created_at__lt=stuck_before)
+    for job in stuck:
+        job_dispatch(job)
+        counts["redispatched"] += 1
+    if any(counts.values()):
+        logger.info("reaped stale jobs: %s", counts)
+    return counts

@@ -1,0 +1,53 @@
+"""Job API: your jobs (admins: `?all=true` for the org's), one job, cancel."""
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+
+from accounts.models import Role
+from config.schema import ConflictErrorResponseSerializer
+from organizations.tenancy import TenantViewSetMixin
+
+from . import services
+from .models import Job
+from .serializers import JobListQuerySerializer, JobOutputSerializer
+
+
+@extend_schema_view(list=extend_schema(parameters=[JobListQuerySerializer]))
+class JobViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    model = Job
+    serializer_class = JobOutputSerializer
+
+    def refine_queryset(self, queryset):
+        """Members see their own jobs; admins see every job of the org (list: with ?all=true)."""
+        user = self.request.user
+        if user.role == Role.ADMIN and (self.action != "list" or self._params().get("all")):
+            return queryset
+        return queryset.filter(created_by=user)
+
+    def _params(self) -> dict:
+        if not hasattr(self, "_list_params"):
+            params = JobListQuerySerializer(data=self.request.query_params)
+            params.is_valid(raise_exception=True)
+            self._list_params = params.validated_data
+        return self._list_params
+
+    def list(self, request, *args, **kwargs):
+        params = self._params()
+        if params.get("all") and request.user.role != Role.ADMIN:
+            raise PermissionDenied("Only organization admins may list every job (?all=true).")
+        queryset = self.get_queryset()
+        if "status" in params:
+            queryset = queryset.filter(status=params["status"])
+        if "kind" in params:
+            queryset = queryset.filter(kind=params["kind"])
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(JobOutputSerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={202: JobOutputSerializer, 409: ConflictErrorResponseSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, *args, **kwargs):
+        job = services.job_cancel(job=self.get_object())
+        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,50 @@
+"""Summaries: the output of a summarize job, with full provenance."""
+
+from django.conf import settings
+from django.db import models
+
+from organizations.models import TenantModel
+
+
+class Summary(TenantModel):
+    class Status(models.TextChoices):
+        COMPLETE = "complete", "Complete"
+        TRUNCATED = "truncated", "Truncated"
+
+    class Strategy(models.TextChoices):
+        SINGLE = "single", "Single call"
+        MAP_REDUCE = "map_reduce", "Map-reduce over chunks"
+
+    document = models.ForeignKey("documents.Document", on_delete=models.CASCADE, related_name="summaries")
+    # One summary per job: a redelivered task can never write a second one.
+    job = models.OneToOneField("jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    template = models.ForeignKey(
+        "templates_app.Template", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    template_name = models.CharField(max_length=200, blank=True, default="")
+    content = models.TextField()
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=200, blank=True, default="")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.SINGLE)
+    chunk_count = models.PositiveIntegerField(default=1)
+    truncated = models.BooleanField(default=False)
+    # The document's sha256 when summarized: a later content change makes the summary stale.
+    source_sha256 = models.CharField(max_length=64)
+    prompt_sha256 = models.CharField(max_length=64)
+    parameters = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta(TenantModel.Meta):
+        indexes = [
+            models.Index(fields=["org", "-created_at"], name="summary_org_created"),
+            models.Index(fields=["document", "-created_at"], name="summary_document_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template_name or 'summary'} of {self.document_id}"

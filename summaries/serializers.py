@@ -1,0 +1,55 @@
+from rest_framework import serializers
+
+from config.serializers import StrictInputSerializer
+
+from .models import Summary
+
+
+class SummaryOutputSerializer(serializers.ModelSerializer):
+    document = serializers.UUIDField(source="document_id", read_only=True)
+    template = serializers.UUIDField(source="template_id", read_only=True, allow_null=True)
+    job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
+    stale = serializers.BooleanField(read_only=True, default=False)
+
+    class Meta:
+        model = Summary
+        fields = [
+            "id",
+            "document",
+            "job",
+            "template",
+            "template_name",
+            "content",
+            "provider",
+            "model",
+            "prompt_tokens",
+            "completion_tokens",
+            "latency_ms",
+            "status",
+            "stale",
+            "strategy",
+            "chunk_count",
+            "truncated",
+            "prompt_sha256",
+            "parameters",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class SummarizeOptionsSerializer(StrictInputSerializer):
+    max_words = serializers.IntegerField(min_value=10, max_value=2000, required=False)
+    temperature = serializers.FloatField(min_value=0, max_value=2, required=False)
+
+
+class SummarizeInputSerializer(StrictInputSerializer):
+    template_id = serializers.UUIDField(required=False, allow_null=True)
+    provider = serializers.CharField(max_length=32, required=False, allow_null=True)
+    model = serializers.CharField(max_length=200, required=False, allow_null=True)
+    options = SummarizeOptionsSerializer(required=False)
+
+
+class SummaryListQuerySerializer(serializers.Serializer):
+    document = serializers.UUIDField(required=False)

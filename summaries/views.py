@@ -1,0 +1,88 @@
+"""Summary API, and POST /documents/{id}/summarize/ which starts a summarize job."""
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.response import Response
+
+from config.schema import ConflictErrorResponseSerializer, ServiceUnavailableErrorResponseSerializer
+from documents.models import Document
+from jobs.dispatch import job_dispatch_or_fail
+from jobs.serializers import JobOutputSerializer
+from organizations.idempotency import fingerprint_of, idempotent
+from organizations.tenancy import TenantViewSetMixin
+
+from . import selectors, services
+from .models import Summary
+from .serializers import SummarizeInputSerializer, SummaryListQuerySerializer, SummaryOutputSerializer
+
+
+class DocumentSummarizeView(TenantViewSetMixin, generics.GenericAPIView):
+    """POST /api/v1/documents/{id}/summarize/ → 202 {job}.
+
+    Not wrapped in the request transaction: the job row must be committed
+    before its task is sent, and a broker outage must still be answered with a
+    503 after marking that job failed.
+    """
+
+    model = Document
+    serializer_class = SummarizeInputSerializer
+    atomic_request = False  # see config.exceptions: errors do not doom an outer transaction
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
+    @extend_schema(
+        request=SummarizeInputSerializer,
+        responses={
+            202: JobOutputSerializer,
+            409: ConflictErrorResponseSerializer,
+            503: ServiceUnavailableErrorResponseSerializer,
+        },
+    )
+    def post(self, request, *args, **kwargs):
+        document = self.get_object()
+        data = SummarizeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+
+        def create() -> Response:
+            with transaction.atomic():
+                job = services.summary_request(org=request.org, user=request.user, document=document, **fields)
+            job_dispatch_or_fail(job)
+            job.refresh_from_db()
+            return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+        return idempotent(
+            request, scope=f"documents.summarize:{document.pk}", fingerprint=fingerprint_of(fields), create=create
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[SummaryListQuerySerializer]), destroy=extend_schema(responses={204: None})
+)
+class SummaryViewSet(
+    TenantViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    model = Summary
+    serializer_class = SummaryOutputSerializer
+
+    def refine_queryset(self, queryset):
+        return selectors.with_stale(queryset)
+
+    def list(self, request, *args, **kwargs):
+        params = SummaryListQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        queryset = self.get_queryset()
+        if "document" in params.validated_data:
+            queryset = queryset.filter(document_id=params.validated_data["document"])
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(SummaryOutputSerializer(page, many=True).data)
+
+    def perform_destroy(self, instance: Summary) -> None:
+        services.summary_delete(summary=instance, user=self.request.user)

@@ -1,0 +1,55 @@
+"""Prompt templates: system templates (no org, shared read-only) and each org's own."""
+
+from django.conf import settings
+from django.db import models
+from django_scopes import get_scope
+from django_scopes.manager import DisabledQuerySet
+
+from organizations.models import TenantModel
+
+
+class TemplateManager(models.Manager):
+    """Fail-closed like the other tenant managers, but also shows system templates.
+
+    Inside `scope(org=X)`: the org's templates and the system ones (org NULL).
+    Outside any scope a query raises, as with every tenant model.
+    """
+
+    def get_queryset(self):
+        current = get_scope()
+        if not current.get("_enabled", True):
+            return super().get_queryset()
+        if "org" not in current:  # any use (not .none()) raises ScopeError, as django-scopes does
+            return DisabledQuerySet(self.model, using=self._db, missing_scopes={"org"})
+        return super().get_queryset().filter(models.Q(org=current["org"]) | models.Q(org__isnull=True))
+
+
+class Template(TenantModel):
+    org = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    body = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = TemplateManager()
+    unscoped_objects = models.Manager()
+
+    class Meta(TenantModel.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["org", "name"], name="template_unique_name_per_org"),
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(org__isnull=True), name="template_unique_system_name"
+            ),
+        ]
+        indexes = [models.Index(fields=["org", "-created_at"], name="template_org_created")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_system(self) -> bool:
+        return self.org_id is None

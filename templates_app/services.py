@@ -1,0 +1,63 @@
+"""Template write logic: validation at save time, ownership rules."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from rest_framework.exceptions import PermissionDenied
+
+from accounts.models import Role, User
+from config.errors import ValidationFailed
+from organizations.models import Organization
+
+from .models import Template
+from .placeholders import PlaceholderError, placeholders_in
+
+
+def _validate_body(body: str) -> None:
+    if not body.strip():
+        raise ValidationFailed("The template body must not be blank.", "blank", "body")
+    try:
+        placeholders_in(body)
+    except PlaceholderError as exc:
+        raise ValidationFailed(str(exc), "invalid_placeholder", "body") from None
+
+
+def _save(template: Template) -> Template:
+    try:
+        with transaction.atomic():
+            template.save()
+    except IntegrityError:
+        raise ValidationFailed("A template with this name already exists.", "name_taken", "name") from None
+    return template
+
+
+def template_create(*, org: Organization, created_by: User, name: str, body: str, description: str = "") -> Template:
+    _validate_body(body)
+    return _save(Template(org=org, created_by=created_by, name=name.strip(), body=body, description=description))
+
+
+def template_check_writable(*, template: Template, user: User) -> None:
+    """System templates are read-only; org templates are changed by their creator or an admin."""
+    if template.is_system:
+        raise PermissionDenied("System templates are read-only; copy one into a new template to change it.")
+    if user.role != Role.ADMIN and template.created_by_id != user.id:
+        raise PermissionDenied("Only the template's creator or an organization admin may change it.")
+
+
+def template_update(
+    *, template: Template, user: User, name: str | None = None, body: str | None = None, description: str | None = None
+) -> Template:
+    template_check_writable(template=template, user=user)
+    if body is not None:
+        _validate_body(body)
+        template.body = body
+    if name is not None:
+        template.name = name.strip()
+    if description is not None:
+        template.description = description
+    return _save(template)
+
+
+def template_delete(*, template: Template, user: User) -> None:
+    template_check_writable(template=template, user=user)
+    template.delete()
