@@ -5,9 +5,12 @@ Tests run against the real PostgreSQL and Redis (config/settings/test.py).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import pytest
+import redis
+from django.conf import settings
 from django.core.cache import cache
 from model_bakery import baker
 from rest_framework.test import APIClient
@@ -21,8 +24,35 @@ PASSWORD = "correct-horse-battery-staple"
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Throttle counters and cached values must not leak between tests."""
-    cache.clear()
+    """Throttle counters and cached values must not leak between tests.
+
+    Only our own keys go (the `precis` prefix): the same Redis database holds
+    the Celery broker's queues and bindings, which a running worker needs.
+    """
+    if settings.EMBEDDED:
+        cache.clear()
+    else:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter(match="precis:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _system_templates(request):
+    """Transactional tests flush every table, data migrations included: put the
+    system templates back for tests that use the database."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        yield
+        return
+    request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
+    from django.apps import apps as django_apps
+
+    migration = importlib.import_module("templates_app.migrations.0002_system_templates")
+    migration.create(django_apps, None)
     yield
 
 

@@ -44,6 +44,13 @@ class PrecisExceptionHandler(ExceptionHandler):
             logger.exception("database error")
         return super().convert_known_exceptions(exc)
 
+    def report_exception(self, exc, response) -> None:
+        # A dependency outage (503) is reported by the code that detected it, not as a
+        # server crash (got_request_exception is for bugs).
+        if response.status_code == 503:
+            return
+        super().report_exception(exc, response)
+
     def set_rollback(self) -> None:
         # Views that manage their own transactions (atomic_request = False) must not
         # doom an enclosing atomic block they did not open.

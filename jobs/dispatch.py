@@ -96,12 +96,15 @@ def dispatch_on_commit(job: Job) -> None:
 def _run_in_process(task_name: str, kwargs: dict[str, Any], countdown: float | None) -> None:
     global _embedded_pool
     if _embedded_pool is None:
+        celery_app.loader.import_default_modules()  # registers every app's tasks, as a worker would
         _embedded_pool = ThreadPoolExecutor(max_workers=settings.EMBEDDED_WORKERS, thread_name_prefix="precis-job")
 
     def run() -> None:
         close_old_connections()
         try:
             celery_app.tasks[task_name].apply(kwargs=kwargs, throw=False)
+        except Exception:
+            logger.exception("in-process task %s failed", task_name)
         finally:
             close_old_connections()
 

@@ -5,10 +5,12 @@ first response again (same status and body, plus `Idempotent-Replayed: true`)
 instead of a duplicate. The same key with a *different* request body is a
 client bug: 409 `idempotency_key_reused`.
 
-Concurrency: the record is inserted inside the request's transaction
-(ATOMIC_REQUESTS), so a concurrent retry blocks on the unique index until the
-first request commits, then finds its stored response. If the first request
-fails, its record rolls back with it and the retry runs normally.
+Concurrency: in atomic requests the record is inserted inside the request's
+transaction, so a concurrent retry blocks on the unique index until the first
+request commits, then finds its stored response. Views that commit as they go
+(summarize) commit the record first; a concurrent retry then gets 409
+`idempotency_key_in_use` until the first request has answered. If the first
+request fails, its record is removed (or rolls back) and a retry runs anew.
 """
 
 from __future__ import annotations
@@ -59,15 +61,30 @@ def idempotent(request, *, scope: str, fingerprint: str, create: Callable[[], Re
             raise Conflict(
                 "This Idempotency-Key was already used with a different request.", "idempotency_key_reused"
             ) from None
+        if record.status_code is None:
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed; retry shortly.", "idempotency_key_in_use"
+            ) from None
         return Response(record.response_body, status=record.status_code, headers={"Idempotent-Replayed": "true"})
-    response = create()
+    try:
+        response = create()
+    except BaseException:
+        _forget(record)
+        raise
     if 200 <= response.status_code < 300:
         record.status_code = response.status_code
         record.response_body = response.data
         record.save(update_fields=["status_code", "response_body"])
     else:
-        record.delete()  # failures are not remembered: the retry runs again
+        _forget(record)
     return response
+
+
+def _forget(record: IdempotencyRecord) -> None:
+    """Failures are not remembered: a retry with the same key runs again."""
+    if transaction.get_connection().needs_rollback:
+        return  # the request's transaction rolls back, taking the record with it
+    IdempotencyRecord.objects.filter(pk=record.pk).delete()
 
 
 def idempotency_purge(*, older_than_hours: int | None = None) -> int:

@@ -4,6 +4,7 @@
 import io
 import os
 import sys
+import time
 
 import django
 
@@ -60,6 +61,27 @@ def main() -> None:
     listed = client.get("/api/v1/documents/", {"page_size": 2}).json()
     check(len(listed["results"]) == 2 and listed["next"], "cursor pagination")
     doc_id = made.json()["id"]
+    # summarize in-process (thread pool after commit) with the local provider
+    article = client.post(
+        "/api/v1/documents/",
+        {
+            "title": "Library budget",
+            "content": "The council approved a new library budget. The budget funds longer library hours. "
+            "It rained on Monday. Library visits keep rising, and the budget follows them.",
+        },
+        format="json",
+    ).json()
+    job = client.post(f"/api/v1/documents/{article['id']}/summarize/", {}, format="json")
+    check(job.status_code == 202, f"summarize {job.status_code} {job.content[:300]}")
+    deadline = time.monotonic() + 60
+    while True:
+        state = client.get(f"/api/v1/jobs/{job.json()['id']}/").json()
+        if state["status"] in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    check(state["status"] == "succeeded", f"embedded job {state}")
+    summary = client.get(f"/api/v1/summaries/{state['summary']}/").json()
+    check("budget" in summary["content"].lower() and "rained" not in summary["content"], f"summary {summary}")
     patched = client.patch(f"/api/v1/documents/{doc_id}/", {"content": "Plums"}, format="json")
     check(patched.json()["content"] == "Plums", "update")
     check(client.delete(f"/api/v1/documents/{doc_id}/").status_code == 204, "delete")

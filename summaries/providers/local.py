@@ -1,9 +1,10 @@
 """The built-in offline summarizer: extractive, deterministic, any language.
 
 It picks the most *central* sentences of the text: each sentence is scored by
-the cosine similarity of its term-frequency vector to the whole text's
-TF-IDF-weighted centroid (sentences as documents), with a small bonus for the
-opening sentences. The best sentences are taken until the target length
+the cosine similarity of its TF-IDF vector to the centroid of all the other
+sentences (sentences as documents), with a small bonus for the opening
+sentences; sentences scoring under a quarter of the best are never used as
+filler. The best sentences are taken until the target length
 (`max_words`) is reached and returned in their original order. Linear in the
 text's length; no network, no model files, the same input always gives the
 same output.
@@ -42,7 +43,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _terms(sentence: str) -> list[str]:
-    words = [w.lower() for w in _WORD.findall(sentence)]
+    words = [w.lower() for w in _WORD.findall(_WIDE.sub(" ", sentence))]
     terms = [w for w in words if w not in _STOPWORDS and not w.isdigit()]
     if _WIDE.search(sentence):  # no spaces between words: use character bigrams
         chars = [c for c in sentence if _WIDE.match(c)]
@@ -70,20 +71,29 @@ def summarize_text(text: str, max_words: int = 150) -> str:
     for bag in bags:
         for term, count in bag.items():
             centroid[term] += count * idf[term]
-    centroid_norm = math.sqrt(sum(v * v for v in centroid.values())) or 1.0
+    centroid_sq = sum(v * v for v in centroid.values())
 
     scores = []
     for index, bag in enumerate(bags):
+        # Similarity to the *rest* of the text (the centroid minus this sentence), so a
+        # sentence is not rewarded for agreeing with itself.
         weights = {term: count * idf[term] for term, count in bag.items()}
-        norm = math.sqrt(sum(v * v for v in weights.values()))
-        similarity = sum(w * centroid[t] for t, w in weights.items()) / (norm * centroid_norm) if norm else 0.0
+        own_sq = sum(v * v for v in weights.values())
+        dot_all = sum(w * centroid[t] for t, w in weights.items())
+        rest_norm = math.sqrt(max(centroid_sq - 2 * dot_all + own_sq, 0.0))
+        dot_rest = dot_all - own_sq
+        similarity = dot_rest / (math.sqrt(own_sq) * rest_norm) if own_sq and rest_norm else 0.0
         position_bonus = 0.1 * (1 - index / n) if n > 1 else 0.0
         scores.append((similarity + position_bonus, -index))
 
     chosen: list[int] = []
     words = 0
-    for _score, neg_index in sorted(scores, reverse=True):
+    ranked = sorted(scores, reverse=True)
+    floor = ranked[0][0] * 0.25  # sentences sharing almost nothing with the text are never filler
+    for score, neg_index in ranked:
         index = -neg_index
+        if chosen and score < floor:
+            break
         length = _length(sentences[index])
         if chosen and words + length > max_words:
             continue
@@ -91,7 +101,17 @@ def summarize_text(text: str, max_words: int = 150) -> str:
         words += length
         if words >= max_words:
             break
-    return " ".join(sentences[i] for i in sorted(chosen))
+    return _join([sentences[i] for i in sorted(chosen)])
+
+
+def _join(sentences: list[str]) -> str:
+    """Spaces between sentences, except after CJK full stops (those scripts use none)."""
+    out = ""
+    for sentence in sentences:
+        if out and not out.endswith(("。", "！", "？")):
+            out += " "
+        out += sentence
+    return out
 
 
 class LocalProvider:

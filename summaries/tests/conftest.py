@@ -1,0 +1,137 @@
+"""Fixtures for the pipeline: the loopback LLM and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+import redis
+from django.conf import settings
+
+from summaries.tests.fake_llm import FakeLLM
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server():
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm(fake_llm_server, settings):
+    fake_llm_server.reset()
+    settings.LLM_BASE_URL = fake_llm_server.url
+    settings.LLM_API_KEY = "test-key"
+    yield fake_llm_server
+    fake_llm_server.release.set()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05):
+    """Wait on a condition with a deadline (the worker is another process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+class Worker:
+    """`celery -A config worker` as a real child process against the test database."""
+
+    def __init__(self, llm_url: str):
+        self.llm_url = llm_url
+        self.process: subprocess.Popen | None = None
+        self.log_path = settings.VAR_DIR / "test-worker.log"
+
+    def env(self) -> dict[str, str]:
+        db = settings.DATABASES["default"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "config.settings.test",
+                "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+                "REDIS_URL": settings.REDIS_URL,
+                "LLM_BASE_URL": self.llm_url,
+                "LLM_API_KEY": "test-key",
+                "LLM_TIMEOUT_S": "5",
+                "LLM_MAX_RETRIES": "1",
+                "LLM_CONTEXT_TOKENS": "1000",
+                "JOB_LEASE_S": "3",
+                "JOB_HEARTBEAT_S": "0.5",
+                "JOB_MAX_ATTEMPTS": "2",
+            }
+        )
+        return env
+
+    def start(self) -> Worker:
+        if self.process and self.process.poll() is None:
+            return self
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed by the child's exit
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"test-{os.getpid()}@%h",
+            ],
+            cwd=settings.BASE_DIR,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(lambda: self._ready(offset), timeout=60, interval=0.1)
+        return self
+
+    def _ready(self, offset: int) -> bool:
+        """Celery logs '<name> ready.' once it consumes its queues."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker exited early; see {self.log_path}")
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return b" ready." in log.read()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, fake_llm_server):
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    settings.VAR_DIR.mkdir(exist_ok=True)
+    worker = Worker(fake_llm_server.url)
+    if worker.log_path.exists():
+        worker.log_path.unlink()
+    worker.start()
+    yield worker
+    worker.stop()
