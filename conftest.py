@@ -19,6 +19,8 @@ from accounts.models import Role, User
 from accounts.tokens import token_pair_for
 from organizations.models import Organization
 
+pytest_plugins = ["config.tests.process_fixtures"]
+
 PASSWORD = "correct-horse-battery-staple"
 
 

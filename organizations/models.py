@@ -34,6 +34,8 @@ class Organization(BaseModel):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=64, unique=True)
     is_active = models.BooleanField(default=True)
+    # Sequence of the org's realtime events (realtime.events): gap-free, in commit order.
+    event_seq = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -1,3 +1,7 @@
-"""WebSocket routes, mounted by config/asgi.py under the origin validator."""
+"""WebSocket routes, mounted by config/asgi.py behind the origin check."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import EventsConsumer
+
+websocket_urlpatterns = [path("ws/events/", EventsConsumer.as_asgi())]

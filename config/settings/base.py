@@ -119,7 +119,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if EMBEDDED:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": env.int("CHANNEL_CAPACITY", default=1000), "expiry": 60},
+        }
+    }
 else:
     CACHES = {
         "default": {
@@ -132,7 +137,14 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # capacity/expiry: see CHANNEL_CAPACITY below (set deliberately, documented in README)
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "capacity": env.int("CHANNEL_CAPACITY", default=1000),
+                "expiry": env.int("CHANNEL_EXPIRY_S", default=60),
+                "group_expiry": 86400,
+                "prefix": "precis-ws",
+            },
         }
     }
 
@@ -285,6 +297,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0, "options": {"queue": "default"}},
+    "purge-events": {"task": "realtime.purge_events", "schedule": 3600.0, "options": {"queue": "default"}},
 }
 
 # Job leases: a running attempt renews its lease every JOB_HEARTBEAT_S; the reaper takes
@@ -348,3 +361,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Realtime ---------------------------------------------------------------------------
+# Published events are kept this long for replay after a reconnect (?since=); beat purges.
+REALTIME_EVENT_RETENTION_HOURS = env.float("REALTIME_EVENT_RETENTION_HOURS", default=24)
+# Per-socket buffer in the channel layer and how long an undelivered message lives there.
+# A socket that falls further behind loses messages *there*, sees the gap in the org's
+# event sequence and catches up from the store (or is told to resync): never silently.
+CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=1000)
+CHANNEL_EXPIRY_S = env.int("CHANNEL_EXPIRY_S", default=60)
+# Sockets re-check their user (active, same org) this often, and close at token expiry.
+REALTIME_RECHECK_S = env.float("REALTIME_RECHECK_S", default=60)

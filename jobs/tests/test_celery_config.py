@@ -35,6 +35,9 @@ def test_misordered_timeouts_refuse_to_start():
     result = subprocess.run(
         [sys.executable, "-c", "import config.settings.base"],
         env={"DEBUG": "true", "LLM_TIMEOUT_S": "120", "JOB_SOFT_TIME_LIMIT_S": "60", "PATH": "/usr/bin:/bin"},
-        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0 and "Timeouts must be ordered" in result.stderr

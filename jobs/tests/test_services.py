@@ -86,9 +86,13 @@ def test_transitions_publish_events_after_commit(job, django_capture_on_commit_c
         return [(await asyncio.wait_for(layer.receive(channel), timeout=5))["event"] for _ in range(3)]
 
     sent = async_to_sync(receive_all)()
-    assert [e["type"] for e in sent] == ["job.started", "job.progress", "job.succeeded"]
-    assert sent[1]["data"]["progress"] == 40 and sent[2]["data"]["status"] == "succeeded"
-    assert all(e["org_id"] == str(job.org_id) and e["user_id"] == str(job.created_by_id) for e in sent)
+    envelopes = [e["envelope"] for e in sent]
+    assert [e["type"] for e in envelopes] == ["job.started", "job.progress", "job.succeeded"]
+    assert envelopes[1]["data"]["progress"] == 40 and envelopes[2]["data"]["status"] == "succeeded"
+    assert all(e["org_id"] == str(job.org_id) for e in envelopes)
+    assert all(e["user_id"] == str(job.created_by_id) for e in sent)
+    seqs = [e["seq"] for e in sent]
+    assert seqs == list(range(seqs[0], seqs[0] + 3))  # stored, numbered without gaps
 
 
 class TestReaper:

@@ -9,11 +9,11 @@ import pytest
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from config.tests.process_fixtures import wait_until
 from documents.models import Document
 from jobs.models import Job
 from jobs.services import job_reap_stale
 from summaries.models import Summary
-from summaries.tests.conftest import wait_until
 from summaries.tests.fake_llm import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,4 +1,7 @@
-"""Fixtures for the pipeline: the loopback LLM and a real Celery worker process."""
+"""Real processes for end-to-end tests: the loopback LLM, a Celery worker, daphne servers.
+
+Loaded for the whole suite from the root conftest (`pytest_plugins`).
+"""
 
 from __future__ import annotations
 
@@ -123,6 +126,67 @@ class Worker:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Daphne:
+    """`daphne config.asgi:application` on a loopback port, against the test database."""
+
+    def __init__(self, worker_env: dict[str, str], name: str):
+        self.env = worker_env
+        self.port = free_port()
+        self.log_path = settings.VAR_DIR / f"test-daphne-{name}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> Daphne:
+        log = open(self.log_path, "wb")  # noqa: SIM115 - closed by the child's exit
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
+            cwd=settings.BASE_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        import requests
+
+        def up() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"daphne exited; see {self.log_path}")
+            try:
+                return requests.get(f"{self.http}/health/live", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(up, timeout=60, interval=0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def daphne_pair(celery_worker):
+    servers = [Daphne(celery_worker.env(), name).start() for name in ("a", "b")]
+    yield servers
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

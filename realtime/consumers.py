@@ -1,0 +1,276 @@
+"""The WebSocket endpoint /ws/events/: an org's live events, filtered per user, with replay.
+
+Protocol (README, "Realtime"):
+- auth: `Sec-WebSocket-Protocol: bearer, <access token>` (answered with `bearer`) or `?token=`;
+  a missing/invalid/expired token, an inactive user or a user moved out of the org closes 4401;
+- the socket joins its org's group and its user's group, nothing else;
+- members get their own job events and the org's document/summary events, admins every job
+  event of the org; the decision uses the event's data (never anything the client says);
+- `?since=<event id>` first replays what was missed (in order), then live events;
+- the org's events are numbered without gaps: a jump means the socket fell behind (channel
+  layer buffer full, a send lost): the missing events come from the store, or, if they are
+  gone, a `resync` event tells the client to reload its state over REST;
+- client messages: ping → pong; subscribe {job_ids} narrows job events; anything else → error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+from uuid import UUID
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from .events import Event, org_group, stored_envelope, user_group
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
+MAX_SUBSCRIBED_JOBS = 1000
+REPLAY_LIMIT = 5000  # more missed events than this: resync instead
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: str
+    org_id: str
+    is_admin: bool
+    expires_at: float  # the access token's exp (epoch seconds)
+
+
+def _authenticate(token: str) -> Identity | None:
+    """The same checks as the REST API: signature, expiry, type, user active, same org."""
+    from rest_framework_simplejwt.exceptions import TokenError
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from accounts.models import Role, User
+    from accounts.tokens import token_matches_password
+
+    try:
+        access = AccessToken(token)
+    except TokenError:
+        return None
+    user = User.objects.select_related("org").filter(pk=access.get("user_id")).first()
+    if (
+        user is None
+        or not user.is_active
+        or user.org is None
+        or not user.org.is_active
+        or str(user.org_id) != access.get("org_id")
+        or not token_matches_password(access, user)
+    ):
+        return None
+    return Identity(str(user.id), str(user.org_id), user.role == Role.ADMIN, float(access["exp"]))
+
+
+def _recheck(identity: Identity) -> Identity | None:
+    from accounts.models import Role, User
+
+    user = User.objects.select_related("org").filter(pk=identity.user_id).first()
+    if user is None or not user.is_active or str(user.org_id) != identity.org_id or not user.org.is_active:
+        return None
+    return Identity(identity.user_id, identity.org_id, user.role == Role.ADMIN, identity.expires_at)
+
+
+def _current_seq(org_id: str) -> int:
+    from organizations.models import Organization
+
+    return Organization.objects.filter(pk=org_id).values_list("event_seq", flat=True).first() or 0
+
+
+def _events_after(org_id: str, after_seq: int, up_to: int | None = None) -> list[Event]:
+    from organizations.tenancy import org_scope
+
+    from .models import StoredEvent
+
+    with org_scope(org_id):
+        rows = StoredEvent.objects.filter(seq__gt=after_seq)
+        if up_to is not None:
+            rows = rows.filter(seq__lte=up_to)
+        return [stored_envelope(row) for row in rows.order_by("seq")[: REPLAY_LIMIT + 1]]
+
+
+def _seq_of(org_id: str, event_id: str) -> int | None:
+    from organizations.tenancy import org_scope
+
+    from .models import StoredEvent
+
+    with org_scope(org_id):
+        return StoredEvent.objects.filter(event_id=event_id).values_list("seq", flat=True).first()
+
+
+def _token_from(scope) -> tuple[str | None, bool]:
+    """(token, came in the subprotocol header)."""
+    protocols = scope.get("subprotocols") or []
+    if len(protocols) >= 2 and protocols[0].lower() == "bearer":
+        return protocols[1], True
+    query = parse_qs((scope.get("query_string") or b"").decode("latin-1"))
+    token = (query.get("token") or [None])[0]
+    return token, False
+
+
+class EventsConsumer(AsyncWebsocketConsumer):
+    identity: Identity | None = None
+
+    async def connect(self):
+        token, via_protocol = _token_from(self.scope)
+        identity = await database_sync_to_async(_authenticate)(token) if token else None
+        # Accept first: a close code only reaches the client on an open socket.
+        await self.accept(subprotocol="bearer" if via_protocol else None)
+        if identity is None:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self.identity = identity
+        self.job_filter: set[str] | None = None
+        # The position is read *before* joining the groups, and everything stored after
+        # it is delivered once joined: an event published in between is never lost, and
+        # its live copy is recognised by its number and skipped.
+        since = (parse_qs((self.scope.get("query_string") or b"").decode("latin-1")).get("since") or [None])[0]
+        self.last_seq = await database_sync_to_async(_current_seq)(identity.org_id)
+        start = await self._since_position(since) if since else self.last_seq
+        self.groups_joined = [org_group(identity.org_id), user_group(identity.user_id)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        if start is not None:
+            await self._deliver_stored_after(start)
+        self.watchdog = asyncio.create_task(self._watch())
+
+    async def disconnect(self, code):
+        if getattr(self, "watchdog", None):
+            self.watchdog.cancel()
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # -- replay and catching up ---------------------------------------------------------
+    async def _since_position(self, since: str) -> int | None:
+        """The sequence number of the client's last event; None (after a resync) if unknown."""
+        seq = await database_sync_to_async(_seq_of)(self.identity.org_id, since) if _is_uuid(since) else None
+        if seq is None:
+            await self._send_resync("unknown_since", "That event is unknown or past retention; reload over REST.")
+        return seq
+
+    async def _deliver_stored_after(self, start: int) -> None:
+        missed = await database_sync_to_async(_events_after)(self.identity.org_id, start)
+        if len(missed) > REPLAY_LIMIT:
+            await self._send_resync("too_many_missed", "Too many events were missed; reload over REST.")
+            self.last_seq = max(self.last_seq, missed[-1]["seq"])
+            return
+        for event in missed:
+            await self._deliver(event)
+            self.last_seq = max(self.last_seq, event["seq"])
+
+    async def _catch_up(self, upcoming: int) -> None:
+        """Events last_seq+1 … upcoming-1 did not arrive live: take them from the store."""
+        missed = await database_sync_to_async(_events_after)(self.identity.org_id, self.last_seq, upcoming - 1)
+        if len(missed) != upcoming - 1 - self.last_seq:
+            await self._send_resync("missed_events", "Some events could not be delivered; reload over REST.")
+            self.last_seq = upcoming - 1
+            return
+        for event in missed:
+            await self._deliver(event)
+            self.last_seq = event["seq"]
+
+    # -- live events ----------------------------------------------------------------------
+    async def event_message(self, message):
+        event: Event = message["event"]
+        seq = event.get("seq")
+        if seq is not None:
+            if seq <= self.last_seq:
+                return  # already delivered (replayed or caught up)
+            if seq > self.last_seq + 1:
+                await self._catch_up(seq)
+            self.last_seq = seq
+        await self._deliver(event)
+
+    def _visible(self, event: Event) -> bool:
+        envelope = event["envelope"]
+        if envelope["org_id"] != self.identity.org_id:
+            return False
+        if envelope["type"].startswith("job."):
+            if not (self.identity.is_admin or event.get("user_id") == self.identity.user_id):
+                return False
+            if self.job_filter is not None and str(envelope["data"].get("id")) not in self.job_filter:
+                return False
+        return True
+
+    async def _deliver(self, event: Event) -> None:
+        if self.identity is None or not self._visible(event):
+            return
+        if time.time() >= self.identity.expires_at:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        await self.send(text_data=json.dumps(event["envelope"]))
+
+    async def _send_resync(self, code: str, detail: str) -> None:
+        await self.send(text_data=json.dumps({"type": "resync", "data": {"code": code, "detail": detail}}))
+
+    # -- client messages ------------------------------------------------------------------
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.identity is None:
+            return
+        if text_data is None or len(text_data) > MAX_CLIENT_MESSAGE_BYTES:
+            await self._send_error("invalid_message", "Send JSON text messages of at most 64 KiB.")
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            await self._send_error("invalid_json", "The message is not valid JSON.")
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "ping":
+            await self.send(text_data=json.dumps({"type": "pong"}))
+        elif kind == "subscribe":
+            await self._subscribe(message.get("job_ids", None))
+        else:
+            await self._send_error("unknown_type", "Known message types: ping, subscribe.")
+
+    async def _subscribe(self, job_ids) -> None:
+        if job_ids is None:
+            self.job_filter = None
+        elif (
+            isinstance(job_ids, list)
+            and len(job_ids) <= MAX_SUBSCRIBED_JOBS
+            and all(isinstance(j, str) and _is_uuid(j) for j in job_ids)
+        ):
+            self.job_filter = {str(UUID(j)) for j in job_ids}
+        else:
+            await self._send_error(
+                "invalid_subscribe", f"job_ids must be null or a list of at most {MAX_SUBSCRIBED_JOBS} job ids."
+            )
+            return
+        ids = sorted(self.job_filter) if self.job_filter is not None else None
+        await self.send(text_data=json.dumps({"type": "subscribed", "job_ids": ids}))
+
+    async def _send_error(self, code: str, detail: str) -> None:
+        await self.send(text_data=json.dumps({"type": "error", "data": {"code": code, "detail": detail}}))
+
+    # -- token expiry and membership changes ---------------------------------------------
+    async def _watch(self) -> None:
+        try:
+            while True:
+                until_expiry = self.identity.expires_at - time.time()
+                await asyncio.sleep(max(0.0, min(until_expiry, settings.REALTIME_RECHECK_S)))
+                if time.time() >= self.identity.expires_at:
+                    break
+                refreshed = await database_sync_to_async(_recheck)(self.identity)
+                if refreshed is None:
+                    break
+                self.identity = refreshed
+            await self.close(code=CLOSE_UNAUTHORIZED)
+        except asyncio.CancelledError:
+            pass
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,283 @@
+"""The /ws/events/ consumer over channels-redis on the real Redis (WebsocketCommunicator)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from accounts.models import User
+from accounts.tokens import PrecisRefreshToken, token_pair_for
+from config.asgi import application
+from conftest import make_tenant
+from realtime import events
+from realtime.models import StoredEvent
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+PATH = "/ws/events/"
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _close_thread_connections():
+    """The consumer's database work runs in asgiref's worker thread: close its
+    connection after each test so the test database can be dropped at the end."""
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+def org_a(transactional_db):
+    return make_tenant("Acme")
+
+
+@pytest.fixture
+def org_b(transactional_db):
+    return make_tenant("Globex")
+
+
+async def connect(user=None, *, token=None, via="protocol", query="", headers=None):
+    token = token or (await sync_to_async(token_pair_for)(user))["access"]
+    path = PATH + (f"?token={token}" if via == "query" else "") + query
+    if via == "query" and query:
+        path = f"{PATH}?token={token}&{query.lstrip('?')}"
+    communicator = WebsocketCommunicator(
+        application,
+        path,
+        subprotocols=["bearer", token] if via == "protocol" else None,
+        headers=headers or [(b"host", b"localhost")],
+    )
+    connected, subprotocol = await communicator.connect(timeout=5)
+    if connected:
+        # accept() is sent before the consumer finished joining its groups: a ping round
+        # trip tells us it is done (messages are handled after connect() returns).
+        # Whatever connect() sent first (replay, resync) is kept for the test to read.
+        await communicator.send_to(text_data='{"type": "ping"}')
+        communicator.pending = []
+        while (message := json.loads(await communicator.receive_from(timeout=5))) != {"type": "pong"}:
+            communicator.pending.append(message)
+    return communicator, connected, subprotocol
+
+
+async def publish(org, type, data, user_id=None) -> dict:
+    event = events.build_event(org.id, type, data, user_id)
+    await sync_to_async(events.send_now)(event)
+    return event["envelope"]
+
+
+async def receive(communicator, timeout=3) -> dict:
+    pending = getattr(communicator, "pending", None)
+    if pending:
+        return pending.pop(0)
+    return json.loads(await communicator.receive_from(timeout=timeout))
+
+
+async def assert_silent(communicator):
+    assert await communicator.receive_nothing(timeout=0.3)
+
+
+class TestAuth:
+    async def test_subprotocol_auth_answers_bearer(self, org_a):
+        ws, connected, subprotocol = await connect(org_a.member)
+        assert connected and subprotocol == "bearer"
+        await ws.send_to(text_data=json.dumps({"type": "ping"}))
+        assert await receive(ws) == {"type": "pong"}
+        await ws.disconnect()
+
+    async def test_query_token_auth(self, org_a):
+        ws, connected, _ = await connect(org_a.member, via="query")
+        assert connected
+        await ws.send_to(text_data='{"type": "ping"}')
+        assert (await receive(ws))["type"] == "pong"
+        await ws.disconnect()
+
+    @pytest.mark.parametrize("case", ["missing", "garbage", "expired", "refresh_token", "inactive", "moved"])
+    async def test_bad_tokens_close_4401(self, org_a, org_b, case):
+        user = org_a.member
+        token = (await sync_to_async(token_pair_for)(user))["access"]
+        if case == "garbage":
+            token = "not-a-jwt"
+        elif case == "expired":
+            access = (await sync_to_async(PrecisRefreshToken.for_user)(user)).access_token
+            access.set_exp(lifetime=-timedelta(seconds=1))
+            token = str(access)
+        elif case == "refresh_token":
+            token = str(await sync_to_async(PrecisRefreshToken.for_user)(user))
+        elif case == "inactive":
+            await sync_to_async(User.objects.filter(pk=user.pk).update)(is_active=False)
+        elif case == "moved":
+            await sync_to_async(User.objects.filter(pk=user.pk).update)(org=org_b.org)
+        communicator = WebsocketCommunicator(
+            application, PATH if case == "missing" else f"{PATH}?token={token}", headers=[(b"host", b"localhost")]
+        )
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected  # accepted only so that the close code reaches the client
+        output = await communicator.receive_output(timeout=3)
+        assert output == {"type": "websocket.close", "code": 4401}
+
+    async def test_foreign_origin_refused_at_handshake(self, org_a):
+        _ws, connected, _ = await connect(
+            org_a.member, headers=[(b"host", b"localhost"), (b"origin", b"http://evil.example")]
+        )
+        assert not connected
+
+    async def test_allowed_origin_and_no_origin(self, org_a):
+        for headers in ([(b"host", b"localhost"), (b"origin", b"http://localhost")], [(b"host", b"localhost")]):
+            ws, connected, _ = await connect(org_a.member, headers=headers)
+            assert connected
+            await ws.disconnect()
+
+    async def test_socket_closes_4401_when_the_token_expires(self, org_a):
+        access = (await sync_to_async(PrecisRefreshToken.for_user)(org_a.member)).access_token
+        access.set_exp(lifetime=timedelta(seconds=3))  # exp has one-second resolution
+        ws, connected, _ = await connect(token=str(access))
+        assert connected
+        assert await ws.receive_output(timeout=10) == {"type": "websocket.close", "code": 4401}
+
+    async def test_socket_closes_when_the_user_is_deactivated(self, org_a, settings):
+        settings.REALTIME_RECHECK_S = 0.2
+        ws, connected, _ = await connect(org_a.member)
+        assert connected
+        await sync_to_async(User.objects.filter(pk=org_a.member.pk).update)(is_active=False)
+        assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+
+
+class TestVisibility:
+    async def test_other_orgs_sockets_receive_nothing(self, org_a, org_b):
+        ws_b, _, _ = await connect(org_b.admin)
+        ws_a, _, _ = await connect(org_a.admin)
+        sent = await publish(org_a.org, "document.created", {"id": "d1"})
+        await publish(org_a.org, "job.queued", {"id": "j1"}, user_id=org_a.admin.id)
+        assert await receive(ws_a) == sent
+        assert (await receive(ws_a))["type"] == "job.queued"
+        await assert_silent(ws_b)
+        for ws in (ws_a, ws_b):
+            await ws.disconnect()
+
+    async def test_members_see_own_jobs_admins_see_all(self, org_a):
+        member, _, _ = await connect(org_a.member)
+        admin, _, _ = await connect(org_a.admin)
+        await publish(org_a.org, "job.started", {"id": "admins-job"}, user_id=org_a.admin.id)
+        await publish(org_a.org, "job.started", {"id": "members-job"}, user_id=org_a.member.id)
+        await publish(org_a.org, "summary.created", {"id": "s1"})
+        assert [(await receive(admin))["data"]["id"] for _ in range(3)] == ["admins-job", "members-job", "s1"]
+        assert [(await receive(member))["data"]["id"] for _ in range(2)] == ["members-job", "s1"]
+        await assert_silent(member)
+        for ws in (member, admin):
+            await ws.disconnect()
+
+    async def test_envelope_shape(self, org_a):
+        ws, _, _ = await connect(org_a.member)
+        sent = await publish(org_a.org, "document.updated", {"id": "d1", "title": "T"})
+        received = await receive(ws)
+        assert set(received) == {"id", "type", "org_id", "created_at", "data"}
+        assert received == sent and received["org_id"] == str(org_a.org.id) and received["created_at"].endswith("Z")
+        await ws.disconnect()
+
+
+class TestClientMessages:
+    @pytest.mark.parametrize(
+        "message, code",
+        [
+            ("not json", "invalid_json"),
+            ('{"type": "dance"}', "unknown_type"),
+            ("[1, 2]", "unknown_type"),
+            ('{"type": "subscribe", "job_ids": "all"}', "invalid_subscribe"),
+            ('{"type": "subscribe", "job_ids": ["not-a-uuid"]}', "invalid_subscribe"),
+            ("x" * 70_000, "invalid_message"),
+        ],
+    )
+    async def test_malformed_gets_an_error_and_the_socket_stays(self, org_a, message, code):
+        ws, _, _ = await connect(org_a.member)
+        await ws.send_to(text_data=message)
+        reply = await receive(ws)
+        assert reply["type"] == "error" and reply["data"]["code"] == code and reply["data"]["detail"]
+        await ws.send_to(text_data='{"type": "ping"}')
+        assert await receive(ws) == {"type": "pong"}
+        await ws.disconnect()
+
+    async def test_binary_frame_is_an_error(self, org_a):
+        ws, _, _ = await connect(org_a.member)
+        await ws.send_to(bytes_data=b"\x00\x01")
+        assert (await receive(ws))["data"]["code"] == "invalid_message"
+        await ws.disconnect()
+
+    async def test_subscribe_narrows_job_events(self, org_a):
+        import uuid
+
+        wanted, other = str(uuid.uuid4()), str(uuid.uuid4())
+        ws, _, _ = await connect(org_a.admin)
+        await ws.send_to(text_data=json.dumps({"type": "subscribe", "job_ids": [wanted]}))
+        assert await receive(ws) == {"type": "subscribed", "job_ids": [wanted]}
+        await publish(org_a.org, "job.progress", {"id": other}, user_id=org_a.admin.id)
+        await publish(org_a.org, "job.progress", {"id": wanted}, user_id=org_a.admin.id)
+        await publish(org_a.org, "document.created", {"id": "d"})
+        assert (await receive(ws))["data"]["id"] == wanted
+        assert (await receive(ws))["type"] == "document.created"
+        await ws.send_to(text_data=json.dumps({"type": "subscribe", "job_ids": None}))
+        assert (await receive(ws))["job_ids"] is None
+        await publish(org_a.org, "job.progress", {"id": other}, user_id=org_a.admin.id)
+        assert (await receive(ws))["data"]["id"] == other
+        await ws.disconnect()
+
+
+class TestReplayAndGaps:
+    async def test_replay_after_reconnect_then_live(self, org_a):
+        first = await publish(org_a.org, "document.created", {"id": "1"})  # the last one the client saw
+        missed = [await publish(org_a.org, "document.updated", {"id": str(i)}) for i in range(2, 5)]
+        await publish(org_a.org, "job.queued", {"id": "hidden"}, user_id=org_a.admin.id)  # not for the member
+        ws, _, _ = await connect(org_a.member, query=f"?since={first['id']}", via="query")
+        replayed = [await receive(ws) for _ in range(3)]
+        assert replayed == missed
+        live = await publish(org_a.org, "document.deleted", {"id": "5"})
+        assert await receive(ws) == live
+        await assert_silent(ws)
+        await ws.disconnect()
+
+    async def test_unknown_since_asks_for_resync(self, org_a):
+        ws, _, _ = await connect(org_a.member, query="?since=00000000-0000-0000-0000-000000000000", via="query")
+        reply = await receive(ws)
+        assert reply["type"] == "resync" and reply["data"]["code"] == "unknown_since"
+        await ws.disconnect()
+
+    async def test_a_missed_live_event_is_caught_up_from_the_store(self, org_a):
+        ws, _, _ = await connect(org_a.member)
+        dropped = events.build_event(org_a.org.id, "document.created", {"id": "dropped"})
+        await sync_to_async(events.store)(dropped)  # stored, but its live message never arrives
+        after = await publish(org_a.org, "document.created", {"id": "after"})
+        assert await receive(ws) == dropped["envelope"]
+        assert await receive(ws) == after
+        await ws.disconnect()
+
+    async def test_a_lost_event_that_is_not_stored_triggers_resync(self, org_a):
+        ws, _, _ = await connect(org_a.member)
+        from organizations.models import Organization
+
+        # an event number was taken but its row is gone (e.g. purged): the socket cannot fill the gap
+        await sync_to_async(Organization.objects.filter(pk=org_a.org.pk).update)(event_seq=5)
+        after = await publish(org_a.org, "document.created", {"id": "after"})
+        reply = await receive(ws)
+        assert reply["type"] == "resync" and reply["data"]["code"] == "missed_events"
+        assert await receive(ws) == after
+        await ws.disconnect()
+
+
+async def test_purge_events_command(org_a):
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    await publish(org_a.org, "document.created", {"id": "old"})
+    await publish(org_a.org, "document.created", {"id": "new"})
+    await sync_to_async(StoredEvent.unscoped_objects.filter(data__id="old").update)(
+        created_at=timezone.now() - timedelta(hours=25)
+    )
+    await sync_to_async(call_command)("purge_events", "--dry-run")
+    assert await sync_to_async(StoredEvent.unscoped_objects.count)() == 2
+    await sync_to_async(call_command)("purge_events")
+    assert [e.data["id"] for e in await sync_to_async(list)(StoredEvent.unscoped_objects.all())] == ["new"]
