@@ -104,7 +104,20 @@ def user_update_profile(
     current_password: str | None = None,
     new_password: str | None = None,
 ) -> User:
-    """Change the name and/or the password. A password change signs out every session."""
+    """Change the name and/or the password. A password change signs out every session.
+
+    Writes only the changed columns of a freshly locked row: a concurrent admin
+    change of this user's role or activation is never overwritten."""
+    with transaction.atomic():
+        fresh = User.objects.select_for_update().get(pk=user.pk)
+        fields = _apply_profile(fresh, name, current_password, new_password)
+        if fields:
+            fresh.save(update_fields=fields)
+    return fresh
+
+
+def _apply_profile(user: User, name, current_password, new_password) -> list[str]:
+    fields: list[str] = []
     if new_password is not None or current_password is not None:
         if not current_password or not user.check_password(current_password):
             raise ValidationFailed(
@@ -121,7 +134,8 @@ def user_update_profile(
         # Tokens embed a hash of the password hash (CHECK_REVOKE_TOKEN): setting a
         # new password revokes every access and refresh token of this user.
         user.set_password(new_password)
+        fields.append("password")
     if name is not None:
         user.name = name
-    user.save()
-    return user
+        fields.append("name")
+    return fields

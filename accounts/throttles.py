@@ -38,3 +38,52 @@ class LoginAccountThrottle(SimpleRateThrottle):
             return None
         ident = hashlib.sha256(normalize_email(email).encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class PasswordChangeThrottle(SimpleRateThrottle):
+    """PATCH /auth/me/ with `current_password`: as strict as login, per user (a stolen
+    access token must not allow guessing the password)."""
+
+    scope = "login_account"
+
+    def get_cache_key(self, request, view):
+        data = request.data if isinstance(request.data, dict) else {}
+        if request.method != "PATCH" or "current_password" not in data or not request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": "password_change", "ident": str(request.user.pk)}
+
+
+class _AdminLoginThrottle(SimpleRateThrottle):
+    """The same limits for the Django admin's login form (it takes the same passwords)."""
+
+    scope = "login_ip"
+
+    def __init__(self, ident: str, scope: str):
+        self.scope = scope
+        super().__init__()
+        self._ident = ident
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": f"admin_{self.scope}", "ident": self._ident}
+
+
+def admin_login_throttled(login_view):
+    """Wrap AdminSite.login: POSTs count per IP and per account; over the limit → 429."""
+    from django.http import HttpResponse
+
+    def view(request, *args, **kwargs):
+        if request.method == "POST":
+            ip = request.META.get("REMOTE_ADDR", "")
+            email = normalize_email(request.POST.get("username", ""))
+            throttles = [_AdminLoginThrottle(ip, "login_ip")]
+            if email:
+                throttles.append(_AdminLoginThrottle(hashlib.sha256(email.encode()).hexdigest(), "login_account"))
+            for throttle in throttles:
+                if not throttle.allow_request(request, None):
+                    wait = int(throttle.wait() or 60)
+                    response = HttpResponse("Too many login attempts; try again later.", status=429)
+                    response["Retry-After"] = str(max(wait, 1))
+                    return response
+        return login_view(request, *args, **kwargs)
+
+    return view

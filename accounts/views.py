@@ -15,7 +15,7 @@ from .serializers import (
     RefreshInputSerializer,
     TokenPairSerializer,
 )
-from .throttles import LoginAccountThrottle, LoginIPThrottle
+from .throttles import LoginAccountThrottle, LoginIPThrottle, PasswordChangeThrottle
 
 
 class LoginView(APIView):
@@ -55,6 +55,7 @@ class LogoutView(APIView):
 
 class MeView(APIView):
     permission_classes = [IsAuthenticated]
+    throttle_classes = [PasswordChangeThrottle]
 
     @extend_schema(responses={200: MeOutputSerializer})
     def get(self, request):

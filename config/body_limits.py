@@ -14,6 +14,8 @@ import uuid
 
 from django.conf import settings
 
+from .middleware import SANE_REQUEST_ID
+
 
 def max_request_bytes() -> int:
     # The largest legitimate body: an upload at the limit plus multipart framing, or a JSON body.
@@ -35,7 +37,7 @@ class BodySizeLimitMiddleware:
             except ValueError:
                 too_big = False  # Django answers a malformed header itself
             if too_big:
-                return await _send_413(send, limit)
+                return await _send_413(send, limit, scope)
 
         received = 0
         exceeded = False
@@ -61,10 +63,12 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, limited_receive, tracking_send)
         if exceeded and not response_started:
-            await _send_413(send, limit)
+            await _send_413(send, limit, scope)
 
 
-async def _send_413(send, limit: int) -> None:
+async def _send_413(send, limit: int, scope) -> None:
+    incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+    request_id = incoming if SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
     body = json.dumps(
         {
             "type": "client_error",
@@ -78,7 +82,7 @@ async def _send_413(send, limit: int) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", uuid.uuid4().hex.encode()),
+                (b"x-request-id", request_id.encode()),
             ],
         }
     )

@@ -8,7 +8,7 @@ safe to log and to put in headers.
 import re
 import uuid
 
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 class RequestIDMiddleware:
@@ -19,7 +19,7 @@ class RequestIDMiddleware:
 
     def __call__(self, request):
         incoming = request.headers.get(self.header, "")
-        request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         response = self.get_response(request)
         response[self.header] = request_id

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +41,13 @@ def _read_bounded(stream, limit: int) -> bytes:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
 
 
 def find_unstorable_text(value: Any, path: str = "") -> tuple[str, str] | None:
@@ -80,7 +88,7 @@ class StrictJSONParser(JSONParser):
         if text.startswith("\ufeff"):
             text = text[1:]
         try:
-            data = json.loads(text, parse_constant=_reject_constant)
+            data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         except (ValueError, RecursionError) as exc:
             raise ParseError(f"JSON parse error - {exc}", "parse_error") from None
         found = find_unstorable_text(data)

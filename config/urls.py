@@ -8,11 +8,16 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import urls as account_urls
+from accounts.throttles import admin_login_throttled
+from integrations import urls as integration_urls
 from organizations import urls as organization_urls
 from summaries import urls as summary_urls
 
 from . import health
 from .exceptions import api_not_found
+
+# The admin login takes the same passwords as the API: the same brute-force limits apply.
+admin.site.login = admin_login_throttled(admin.site.login)
 
 auth_patterns = (
     [*account_urls.urlpatterns, *organization_urls.auth_urlpatterns],
@@ -23,8 +28,10 @@ api_v1 = [
     path("auth/", include(auth_patterns)),
     path("org/", include("organizations.urls")),
     path("documents/", include((summary_urls.document_urlpatterns, "summaries_documents"))),
+    path("documents/", include((integration_urls.document_urlpatterns, "integrations_documents"))),
     path("documents/", include("documents.urls")),
     path("summaries/", include("summaries.urls")),
+    path("integrations/", include("integrations.urls")),
     path("jobs/", include("jobs.urls")),
     path("templates/", include("templates_app.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -176,28 +176,40 @@ def document_delete(*, document: Document) -> None:
 
 
 def document_import_file(
-    *, org: Organization, created_by: User | None, stream: BinaryIO, filename: str, source: str, source_ref: str
+    *,
+    org: Organization,
+    created_by: User | None,
+    stream: BinaryIO,
+    filename: str,
+    source: str,
+    source_ref: str,
+    title: str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[Document, str]:
-    """Create or update the document for (org, source, source_ref) from a file.
+    """Create or update the document for (org, source, source_ref) from a file's bytes.
 
+    The import command, integrations and URL import all come through here.
     Returns (document, outcome) with outcome "created", "updated" or "unchanged"
-    (same extracted text as stored: nothing is written).
+    (same extracted text as stored: nothing is written). An update keeps the
+    document's id; its summaries then show as stale.
     """
     extracted = extraction.extract(stream, filename=filename)
     digest = _fingerprint(extracted.text)
+    title = title or extracted.title or filename
     existing = Document.objects.filter(source=source, source_ref=source_ref).first()
     if existing is not None:
-        if existing.sha256 == digest:
+        if existing.sha256 == digest and existing.title == _clean_title(title):
             return existing, "unchanged"
-        return document_update(document=existing, content=extracted.text), "updated"
+        merged = {**existing.metadata, **extracted.metadata, **(metadata or {})}
+        return document_update(document=existing, title=title, content=extracted.text, metadata=merged), "updated"
     document = document_create(
         org=org,
         created_by=created_by,
-        title=extracted.title or filename,
+        title=title,
         content=extracted.text,
         source=source,
         source_ref=source_ref,
-        metadata=extracted.metadata,
+        metadata={**extracted.metadata, **(metadata or {})},
         content_type=extracted.content_type,
     )
     return document, "created"

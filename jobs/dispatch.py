@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 TASKS: dict[str, tuple[str, str]] = {
     Job.Kind.SUMMARIZE: ("summaries.run_summarize_job", "summaries"),
     Job.Kind.IMPORT: ("integrations.run_import_job", "integrations"),
-    Job.Kind.PUBLISH: ("integrations.run_publish_job", "integrations"),
+    Job.Kind.PUBLISH: ("summaries.run_publish_job", "integrations"),
 }
 
 _embedded_pool: ThreadPoolExecutor | None = None
@@ -44,9 +45,11 @@ def job_dispatch(job: Job, *, countdown: float | None = None) -> None:
     """Send the job's task now (call after the job row is committed)."""
     task_name, queue = TASKS[job.kind]
     kwargs: dict[str, Any] = {"org_id": str(job.org_id), "job_id": str(job.pk)}
+    # dispatched_at is when the task is due: the reaper never re-sends a delayed retry early.
+    due = timezone.now() + timedelta(seconds=countdown or 0)
     if settings.EMBEDDED:
         _run_in_process(task_name, kwargs, countdown)
-        Job.unscoped_objects.filter(pk=job.pk).update(dispatched_at=timezone.now())
+        Job.unscoped_objects.filter(pk=job.pk).update(dispatched_at=due)
         return
     try:
         result = celery_app.send_task(
@@ -59,7 +62,7 @@ def job_dispatch(job: Job, *, countdown: float | None = None) -> None:
         )
     except (KombuOperationalError, OSError, ConnectionError) as exc:
         raise BrokerUnavailable() from exc
-    Job.unscoped_objects.filter(pk=job.pk).update(dispatched_at=timezone.now(), celery_task_id=result.id)
+    Job.unscoped_objects.filter(pk=job.pk).update(dispatched_at=due, celery_task_id=result.id)
 
 
 class BrokerUnavailable(ServiceUnavailable):

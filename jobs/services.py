@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -195,6 +196,62 @@ def job_cancel_for_document(*, document_id) -> int:
         )
         cancelled += job is not None
     return cancelled
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before a transient failure's next attempt: what the service asked, else 5 s, 15 s, 45 s..."""
+    if retry_after is not None:
+        return min(max(retry_after, 1.0), 300.0)
+    return min(300.0, 5.0 * 3 ** max(0, attempt - 1))
+
+
+def job_retry_or_fail(job: Job, *, code: str, detail: str, transient: bool, retry_after: float | None = None) -> None:
+    """After a failed attempt: requeue it with a delay while attempts remain and the error is
+    transient, else mark it failed. A broker outage leaves it queued for the reaper."""
+    from .dispatch import BrokerUnavailable, job_dispatch
+
+    if transient and job.attempts < settings.JOB_MAX_ATTEMPTS:
+        requeued = job_retry_later(job_id=job.pk, lease_token=job.lease_token, code=code, detail=detail)
+        if requeued is not None:
+            try:
+                job_dispatch(requeued, countdown=retry_delay(job.attempts, retry_after))
+            except BrokerUnavailable:
+                logger.warning("broker unavailable; job %s stays queued for the reaper", job.pk)
+        return
+    job_fail(job_id=job.pk, lease_token=job.lease_token, code=code, detail=detail)
+
+
+def job_run(job_id, body: Callable[[Job], None]) -> None:
+    """Claim a queued job for this delivery and run `body(job)` (the task bodies use this).
+
+    A duplicate or late delivery claims nothing and does nothing. An unexpected
+    error fails *this attempt* (its lease token) with `internal_error`; the
+    traceback goes to the log, never into the job. An error before the claim
+    leaves the job queued, for a redelivery or the reaper.
+    """
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    job = job_start(job_id=job_id)
+    if job is None:
+        logger.info("job %s not startable (duplicate or late delivery); nothing to do", job_id)
+        return
+    try:
+        body(job)
+    except SoftTimeLimitExceeded:
+        job_fail(
+            job_id=job.pk,
+            lease_token=job.lease_token,
+            code="timeout",
+            detail=f"The job took longer than {settings.JOB_SOFT_TIME_LIMIT_S} s.",
+        )
+    except Exception:
+        logger.exception("job %s crashed", job.pk)
+        job_fail(
+            job_id=job.pk,
+            lease_token=job.lease_token,
+            code="internal_error",
+            detail="An unexpected error stopped this job; it was logged.",
+        )
 
 
 def job_reap_stale(*, now=None) -> dict[str, int]:

@@ -81,7 +81,8 @@ def organization_update(*, org: Organization, name: str | None = None) -> Organi
         if not name.strip():
             raise ValidationFailed("The organization name must not be blank.", "blank", "name")
         org.name = name.strip()
-    org.save()
+        # Only the name: a concurrent deactivation or event_seq increment must survive.
+        org.save(update_fields=["name", "updated_at"])
     return org
 
 

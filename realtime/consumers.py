@@ -43,11 +43,13 @@ class Identity:
     org_id: str
     is_admin: bool
     expires_at: float  # the access token's exp (epoch seconds)
+    password_claim: str  # the token's hash of the password hash: a password change ends the socket
 
 
 def _authenticate(token: str) -> Identity | None:
     """The same checks as the REST API: signature, expiry, type, user active, same org."""
     from rest_framework_simplejwt.exceptions import TokenError
+    from rest_framework_simplejwt.settings import api_settings
     from rest_framework_simplejwt.tokens import AccessToken
 
     from accounts.models import Role, User
@@ -67,16 +69,33 @@ def _authenticate(token: str) -> Identity | None:
         or not token_matches_password(access, user)
     ):
         return None
-    return Identity(str(user.id), str(user.org_id), user.role == Role.ADMIN, float(access["exp"]))
+    return Identity(
+        str(user.id),
+        str(user.org_id),
+        user.role == Role.ADMIN,
+        float(access["exp"]),
+        str(access.get(api_settings.REVOKE_TOKEN_CLAIM, "")),
+    )
 
 
 def _recheck(identity: Identity) -> Identity | None:
+    """Is the socket's user still allowed (active, same org, same password)? With the current role."""
+    from rest_framework_simplejwt.utils import get_md5_hash_password
+
     from accounts.models import Role, User
 
     user = User.objects.select_related("org").filter(pk=identity.user_id).first()
-    if user is None or not user.is_active or str(user.org_id) != identity.org_id or not user.org.is_active:
+    if (
+        user is None
+        or not user.is_active
+        or str(user.org_id) != identity.org_id
+        or not user.org.is_active
+        or get_md5_hash_password(user.password) != identity.password_claim
+    ):
         return None
-    return Identity(identity.user_id, identity.org_id, user.role == Role.ADMIN, identity.expires_at)
+    return Identity(
+        identity.user_id, identity.org_id, user.role == Role.ADMIN, identity.expires_at, identity.password_claim
+    )
 
 
 def _current_seq(org_id: str) -> int:

@@ -53,3 +53,8 @@ class SummarizeInputSerializer(StrictInputSerializer):
 
 class SummaryListQuerySerializer(serializers.Serializer):
     document = serializers.UUIDField(required=False)
+
+
+class PublishInputSerializer(StrictInputSerializer):
+    integration_id = serializers.UUIDField()
+    target = serializers.JSONField(required=False, default=dict)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -14,7 +13,7 @@ from accounts.models import User
 from config.errors import ValidationFailed
 from documents.models import Document
 from jobs import services as job_services
-from jobs.dispatch import job_dispatch, queue_for
+from jobs.dispatch import queue_for
 from jobs.lease import LeaseKeeper
 from jobs.models import Job
 from organizations.models import Organization
@@ -48,6 +47,11 @@ def summary_request(
     `template_id` must be one of the org's templates or a system template:
     anything else (another org's, a deleted one) is 400 "not found".
     """
+    # Lock the document: a concurrent delete waits for this job (and then cancels it), or wins and we 404.
+    if not Document.objects.select_for_update().filter(pk=document.pk).exists():
+        from rest_framework.exceptions import NotFound
+
+        raise NotFound("No document with this id.")
     template = Template.objects.filter(pk=template_id or DEFAULT_TEMPLATE_ID).first()
     if template is None:
         raise ValidationFailed("No template with this id in your organization.", "not_found", "template_id")
@@ -79,12 +83,6 @@ def summary_delete(*, summary: Summary, user: User) -> None:
     summary.delete()
 
 
-def _retry_delay(attempt: int, error: LLMError) -> float:
-    if error.retry_after is not None:
-        return min(max(error.retry_after, 1.0), 300.0)
-    return min(300.0, 5.0 * 3 ** (attempt - 1))
-
-
 def summarize_job_run(*, job_id) -> None:
     """Run one summarize job (the Celery task's body, inside the job's org scope).
 
@@ -92,10 +90,10 @@ def summarize_job_run(*, job_id) -> None:
     only ever have one summary (unique constraint), written in the same
     transaction that marks the job succeeded.
     """
-    job = job_services.job_start(job_id=job_id)
-    if job is None:
-        logger.info("job %s not startable (duplicate or late delivery); nothing to do", job_id)
-        return
+    job_services.job_run(job_id, _summarize)
+
+
+def _summarize(job: Job) -> None:
     token = job.lease_token
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
         job_services.job_fail(
@@ -125,7 +123,7 @@ def summarize_job_run(*, job_id) -> None:
         document_title=document.title,
         document_content=document.content,
         document_source=document.source,
-        organization_name=job.org.name if job.org_id else "",
+        organization_name=job.org.name,
         today=timezone.localdate(),
     )
     provider = providers.get_provider(job.payload.get("provider"))
@@ -147,26 +145,11 @@ def summarize_job_run(*, job_id) -> None:
             logger.info("job %s stopped: cancelled", job.pk)
             return
         except LLMError as error:
-            _handle_llm_error(job, token, error)
-            return
-        except SoftTimeLimitExceeded:
-            job_services.job_fail(
-                job_id=job.pk,
-                lease_token=token,
-                code="timeout",
-                detail=f"Summarizing took longer than {settings.JOB_SOFT_TIME_LIMIT_S} s.",
+            job_services.job_retry_or_fail(
+                job, code=error.code, detail=error.detail, transient=error.transient, retry_after=error.retry_after
             )
             return
     _store(job, token, document, template, provider.name, options, result)
-
-
-def _handle_llm_error(job: Job, token: str, error: LLMError) -> None:
-    if error.transient and job.attempts < settings.JOB_MAX_ATTEMPTS:
-        requeued = job_services.job_retry_later(job_id=job.pk, lease_token=token, code=error.code, detail=error.detail)
-        if requeued is not None:
-            job_dispatch(requeued, countdown=_retry_delay(job.attempts, error))
-        return
-    job_services.job_fail(job_id=job.pk, lease_token=token, code=error.code, detail=error.detail)
 
 
 def _store(job, token, document, template, provider_name, options, result: SummaryResult) -> None:
@@ -218,3 +201,56 @@ def _store(job, token, document, template, provider_name, options, result: Summa
 
 class _Abandon(Exception):
     pass
+
+
+# -- publishing ----------------------------------------------------------------------------
+def summary_publish_request(*, org: Organization, user: User, summary: Summary, integration_id, target) -> Job:
+    """Validate a publish request (integration of this org, able to publish, valid target) → job."""
+    from integrations.models import Integration
+    from integrations.services import validate_publish_target
+
+    integration = Integration.objects.filter(pk=integration_id).first()
+    if integration is None:
+        raise ValidationFailed("No integration with this id in your organization.", "not_found", "integration_id")
+    target = validate_publish_target(integration=integration, target=target)
+    return job_services.job_create(
+        org=org,
+        kind=Job.Kind.PUBLISH,
+        created_by=user,
+        payload={"integration_id": str(integration.pk), "target": target, "summary_id": str(summary.pk)},
+        queue=queue_for(Job.Kind.PUBLISH),
+        document=summary.document,
+    )
+
+
+def publish_job_run(*, job_id) -> None:
+    """Task body for publish jobs: send the summary through its integration."""
+    job_services.job_run(job_id, _publish)
+
+
+def _publish(job: Job) -> None:
+    from integrations.http import ProviderError
+    from integrations.models import Integration
+    from integrations.services import integration_publish
+
+    token = job.lease_token
+    summary = Summary.objects.select_related("document").filter(pk=job.payload.get("summary_id")).first()
+    integration = Integration.objects.filter(pk=job.payload.get("integration_id")).first()
+    if summary is None or integration is None:
+        what = "summary" if summary is None else "integration"
+        job_services.job_fail(
+            job_id=job.pk, lease_token=token, code=f"{what}_deleted", detail=f"The {what} was deleted."
+        )
+        return
+    title = f"{summary.template_name or 'Summary'}: {summary.document.title}"
+    with LeaseKeeper(job.pk, token):
+        try:
+            result = integration_publish(
+                integration=integration, title=title, content=summary.content, target=job.payload.get("target") or {}
+            )
+        except ProviderError as error:
+            job_services.job_retry_or_fail(
+                job, code=error.code, detail=error.detail, transient=error.transient, retry_after=error.retry_after
+            )
+            return
+    job_services.job_succeed(job_id=job.pk, lease_token=token, result={"published": result}, summary=summary)

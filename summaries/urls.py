@@ -8,7 +8,10 @@ app_name = "summaries"
 router = SimpleRouter()
 router.register("", views.SummaryViewSet, basename="summary")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("<uuid:pk>/publish/", views.SummaryPublishView.as_view(), name="summary-publish"),
+    *router.urls,
+]
 
 # Mounted under /api/v1/documents/: summarizing is a summaries concern, on a document URL.
 document_urlpatterns = [

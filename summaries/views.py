@@ -14,7 +14,12 @@ from organizations.tenancy import TenantViewSetMixin
 
 from . import selectors, services
 from .models import Summary
-from .serializers import SummarizeInputSerializer, SummaryListQuerySerializer, SummaryOutputSerializer
+from .serializers import (
+    PublishInputSerializer,
+    SummarizeInputSerializer,
+    SummaryListQuerySerializer,
+    SummaryOutputSerializer,
+)
 
 
 class DocumentSummarizeView(TenantViewSetMixin, generics.GenericAPIView):
@@ -56,6 +61,40 @@ class DocumentSummarizeView(TenantViewSetMixin, generics.GenericAPIView):
 
         return idempotent(
             request, scope=f"documents.summarize:{document.pk}", fingerprint=fingerprint_of(fields), create=create
+        )
+
+
+class SummaryPublishView(TenantViewSetMixin, generics.GenericAPIView):
+    """POST /api/v1/summaries/{id}/publish/ {integration_id, target} → 202 {job} (same transaction
+    handling as summarize)."""
+
+    model = Summary
+    serializer_class = PublishInputSerializer
+    atomic_request = False
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
+    @extend_schema(
+        request=PublishInputSerializer,
+        responses={202: JobOutputSerializer, 503: ServiceUnavailableErrorResponseSerializer},
+    )
+    def post(self, request, *args, **kwargs):
+        summary = self.get_object()
+        data = PublishInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+
+        def create() -> Response:
+            with transaction.atomic():
+                job = services.summary_publish_request(org=request.org, user=request.user, summary=summary, **fields)
+            job_dispatch_or_fail(job)
+            job.refresh_from_db()
+            return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+        return idempotent(
+            request, scope=f"summaries.publish:{summary.pk}", fingerprint=fingerprint_of(fields), create=create
         )
 
 

@@ -7,6 +7,19 @@ from .placeholders import PlaceholderError, placeholders_in
 
 
 class TemplateForm(admin.ModelAdmin.form):
+    #: Set by TemplateAdmin.get_form for org admins (whose form has no org field).
+    admin_org_id = None
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        org_id = self.admin_org_id or getattr(self.cleaned_data.get("org"), "pk", None) or self.instance.org_id
+        clash = Template.unscoped_objects.filter(org_id=org_id, name=name).exclude(pk=self.instance.pk)
+        if org_id and clash.exists():
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError("A template with this name already exists in this organization.")
+        return name
+
     def clean_body(self):
         body = self.cleaned_data["body"]
         try:
@@ -26,3 +39,9 @@ class TemplateAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ["name", "description"]
     fields = ["org", "name", "description", "body", "created_by"]
     readonly_fields = ["created_by"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if not request.user.is_superuser:
+            form = type(form.__name__, (form,), {"admin_org_id": request.user.org_id})
+        return form

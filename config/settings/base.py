@@ -298,6 +298,11 @@ CELERY_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0, "options": {"queue": "default"}},
     "purge-events": {"task": "realtime.purge_events", "schedule": 3600.0, "options": {"queue": "default"}},
+    "refresh-integration-tokens": {
+        "task": "integrations.refresh_tokens",
+        "schedule": 300.0,
+        "options": {"queue": "integrations"},
+    },
 }
 
 # Job leases: a running attempt renews its lease every JOB_HEARTBEAT_S; the reaper takes
@@ -372,3 +377,54 @@ CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=1000)
 CHANNEL_EXPIRY_S = env.int("CHANNEL_EXPIRY_S", default=60)
 # Sockets re-check their user (active, same org) this often, and close at token expiry.
 REALTIME_RECHECK_S = env.float("REALTIME_RECHECK_S", default=60)
+
+# --- Integrations ------------------------------------------------------------------------
+# Fernet keys (comma-separated, newest first). Tokens and secrets are stored encrypted with
+# the first; older ones still decrypt until `manage.py rotate_encryption_keys` re-encrypts.
+# Required in the stack; the embedded mode derives a development key from SECRET_KEY.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+# Hosts outbound fetches (URL import, webhooks) may reach even if private/loopback.
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
+OUTBOUND_MAX_BYTES = env.int("OUTBOUND_MAX_BYTES", default=MAX_UPLOAD_BYTES)
+OUTBOUND_TIMEOUT_S = env.float("OUTBOUND_TIMEOUT_S", default=20.0)
+OUTBOUND_MAX_REDIRECTS = env.int("OUTBOUND_MAX_REDIRECTS", default=5)
+# Where the OAuth callback sends the browser back; unset: the callback answers JSON.
+FRONTEND_URL = env.str("FRONTEND_URL", default="")
+OAUTH_STATE_TTL_S = env.int("OAUTH_STATE_TTL_S", default=600)
+# The public base URL of this deployment (for OAuth redirect URIs); unset: taken from the request.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
+
+
+def _provider_settings(prefix: str, authorize: str, token: str, api: str, revoke: str = "") -> dict[str, str]:
+    return {
+        "client_id": env.str(f"{prefix}_CLIENT_ID", default=""),
+        "client_secret": env.str(f"{prefix}_CLIENT_SECRET", default=""),
+        "authorize_url": env.str(f"{prefix}_AUTHORIZE_URL", default=authorize),
+        "token_url": env.str(f"{prefix}_TOKEN_URL", default=token),
+        "api_base_url": env.str(f"{prefix}_API_BASE_URL", default=api),
+        "revoke_url": env.str(f"{prefix}_REVOKE_URL", default=revoke),
+    }
+
+
+INTEGRATION_PROVIDERS = {
+    "google_drive": _provider_settings(
+        "GOOGLE_DRIVE",
+        "https://accounts.google.com/o/oauth2/v2/auth",
+        "https://oauth2.googleapis.com/token",
+        "https://www.googleapis.com",
+        "https://oauth2.googleapis.com/revoke",
+    ),
+    "notion": _provider_settings(
+        "NOTION",
+        "https://api.notion.com/v1/oauth/authorize",
+        "https://api.notion.com/v1/oauth/token",
+        "https://api.notion.com",
+    ),
+    "slack": _provider_settings(
+        "SLACK",
+        "https://slack.com/oauth/v2/authorize",
+        "https://slack.com/api/oauth.v2.access",
+        "https://slack.com/api",
+        "https://slack.com/api/auth.revoke",
+    ),
+}

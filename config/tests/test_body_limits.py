@@ -43,6 +43,7 @@ def call(headers: list[tuple[bytes, bytes]], chunks: list[bytes]):
     }
     async_to_sync(application)(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
+    call.last_headers = dict(start.get("headers") or [])
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], body, pulled
 
@@ -50,7 +51,10 @@ def call(headers: list[tuple[bytes, bytes]], chunks: list[bytes]):
 def test_declared_length_over_limit_refused_without_reading(settings):
     settings.MAX_UPLOAD_BYTES = settings.MAX_JSON_BODY_BYTES = 1000
     limit = max_request_bytes()
-    status, body, pulled = call([(b"content-length", str(limit + 1).encode())], [b"x" * 10])
+    status, body, pulled = call(
+        [(b"content-length", str(limit + 1).encode()), (b"x-request-id", b"client-id-1")], [b"x" * 10]
+    )
+    assert call.last_headers[b"x-request-id"] == b"client-id-1"
     assert status == 413 and b"body_too_large" in body
     assert pulled == 0
 

@@ -107,7 +107,31 @@ def _make_template(tenant: Tenant) -> str:
     return str(Template.unscoped_objects.create(org=tenant.org, name="Secret", body="{{ document.content }}").id)
 
 
+def _make_integration(tenant: Tenant) -> str:
+    from integrations.models import Integration
+
+    integration = Integration(org=tenant.org, provider="notion", name="Secret", created_by=tenant.admin)
+    integration.access_token = "secret-token"
+    integration.save()
+    return str(integration.id)
+
+
+def _integration_intact(pk: str) -> bool:
+    from integrations.models import Integration
+
+    integration = Integration.unscoped_objects.filter(pk=pk).first()
+    return integration is not None and integration.access_token == "secret-token"
+
+
 ISOLATION_CASES: dict[str, IsolationCase] = {
+    "integrations": IsolationCase(
+        make=_make_integration,
+        still_intact=_integration_intact,
+        list_route="integrations:integration-list",
+        detail_route="integrations:integration-detail",
+        writes={"delete": {}},
+        actions={"integrations:integration-import": "post"},
+    ),
     "jobs": IsolationCase(
         make=_make_job,
         still_intact=_job_intact,
@@ -121,6 +145,7 @@ ISOLATION_CASES: dict[str, IsolationCase] = {
         list_route="summaries:summary-list",
         detail_route="summaries:summary-detail",
         writes={"delete": {}},
+        actions={"summaries:summary-publish": "post"},
     ),
     "templates": IsolationCase(
         make=_make_template,
@@ -164,6 +189,10 @@ NOT_TENANT_DATA: dict[str, str] = {
     "auth:me": "always the caller themselves",
     "org:detail": "always the caller's own org (request.org); tested in organizations/tests",
     "templates:template-placeholders": "the placeholder registry, the same for every org",
+    "integrations:providers": "the provider registry, the same for every org",
+    "integrations:authorize": "starts a flow for the caller's own org; a foreign integration_id is tested in integrations",
+    "integrations:callback": "public; the single-use state names the org (tested in integrations)",
+    "integrations_documents:document-import-url": "creates a job in the caller's own org; no object id",
     "schema": "public OpenAPI schema",
     "docs": "public Swagger UI",
 }

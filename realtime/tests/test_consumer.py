@@ -147,6 +147,19 @@ class TestAuth:
         await sync_to_async(User.objects.filter(pk=org_a.member.pk).update)(is_active=False)
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
 
+    async def test_socket_closes_after_a_password_change(self, org_a, settings):
+        settings.REALTIME_RECHECK_S = 0.2
+        ws, connected, _ = await connect(org_a.member)
+        assert connected
+
+        def change_password():
+            user = User.objects.get(pk=org_a.member.pk)
+            user.set_password("a-brand-new-passphrase-7")
+            user.save()
+
+        await sync_to_async(change_password)()
+        assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+
 
 class TestVisibility:
     async def test_other_orgs_sockets_receive_nothing(self, org_a, org_b):

@@ -1,0 +1,87 @@
+"""Integrations: an organization's connection to an outside service, secrets encrypted."""
+
+import json
+
+from django.conf import settings
+from django.db import models
+
+from organizations.models import TenantModel
+
+from . import crypto
+
+
+class Integration(TenantModel):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        EXPIRED = "expired", "Expired"  # the provider refused the token (401)
+        NEEDS_REAUTH = "needs_reauth", "Needs re-authorization"  # refresh refused: reconnect
+        REVOKED = "revoked", "Revoked"
+        ERROR = "error", "Error"
+
+    provider = models.CharField(max_length=32)
+    name = models.CharField(max_length=200, blank=True, default="")
+    account_name = models.CharField(max_length=200, blank=True, default="")
+    external_account_id = models.CharField(max_length=200, blank=True, default="")
+    scopes = models.JSONField(default=list, blank=True)
+    # Ciphertexts (Fernet); never plain text, never in API responses, logs or the admin.
+    access_token_encrypted = models.TextField(blank=True, default="", editable=False)
+    refresh_token_encrypted = models.TextField(blank=True, default="", editable=False)
+    config_encrypted = models.TextField(blank=True, default="", editable=False)
+    token_issued_at = models.DateTimeField(null=True, blank=True)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    status_detail = models.CharField(max_length=500, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    ENCRYPTED_FIELDS = ("access_token_encrypted", "refresh_token_encrypted", "config_encrypted")
+
+    class Meta(TenantModel.Meta):
+        indexes = [models.Index(fields=["org", "-created_at"], name="integration_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.name or self.account_name}"
+
+    # Plain values exist only in memory, through these properties.
+    @property
+    def access_token(self) -> str:
+        return crypto.decrypt(self.access_token_encrypted)
+
+    @access_token.setter
+    def access_token(self, value: str) -> None:
+        self.access_token_encrypted = crypto.encrypt(value or "")
+
+    @property
+    def refresh_token(self) -> str:
+        return crypto.decrypt(self.refresh_token_encrypted)
+
+    @refresh_token.setter
+    def refresh_token(self, value: str) -> None:
+        self.refresh_token_encrypted = crypto.encrypt(value or "")
+
+    @property
+    def config(self) -> dict:
+        return json.loads(crypto.decrypt(self.config_encrypted) or "{}")
+
+    @config.setter
+    def config(self, value: dict) -> None:
+        self.config_encrypted = crypto.encrypt(json.dumps(value or {}))
+
+
+class OAuthState(TenantModel):
+    """One authorization attempt: single use, short-lived, bound to org + user + provider."""
+
+    state_hash = models.CharField(max_length=64, unique=True)
+    provider = models.CharField(max_length=32)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    code_verifier_encrypted = models.TextField()
+    redirect_uri = models.CharField(max_length=1000)
+    # Reconnecting an existing integration keeps its id.
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} state ({'used' if self.used_at else 'open'})"
