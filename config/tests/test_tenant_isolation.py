@@ -190,7 +190,7 @@ NOT_TENANT_DATA: dict[str, str] = {
     "org:detail": "always the caller's own org (request.org); tested in organizations/tests",
     "templates:template-placeholders": "the placeholder registry, the same for every org",
     "integrations:providers": "the provider registry, the same for every org",
-    "integrations:authorize": "starts a flow for the caller's own org; a foreign integration_id is tested in integrations",
+    "integrations:authorize": "starts a flow in the caller's own org (foreign integration_id: see integrations)",
     "integrations:callback": "public; the single-use state names the org (tested in integrations)",
     "integrations_documents:document-import-url": "creates a job in the caller's own org; no object id",
     "schema": "public OpenAPI schema",
