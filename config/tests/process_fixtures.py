@@ -50,8 +50,9 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
 class Worker:
     """`celery -A config worker` as a real child process against the test database."""
 
-    def __init__(self, llm_url: str):
+    def __init__(self, llm_url: str, providers_url: str = ""):
         self.llm_url = llm_url
+        self.providers_url = providers_url
         self.process: subprocess.Popen | None = None
         self.log_path = settings.VAR_DIR / "test-worker.log"
 
@@ -71,8 +72,24 @@ class Worker:
                 "JOB_LEASE_S": "3",
                 "JOB_HEARTBEAT_S": "0.5",
                 "JOB_MAX_ATTEMPTS": "2",
+                "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
             }
         )
+        if self.providers_url:
+            from integrations.tests.fake_providers import CLIENT_ID, CLIENT_SECRET
+
+            base = self.providers_url
+            for prefix, api in (("GOOGLE_DRIVE", base), ("NOTION", base), ("SLACK", f"{base}/slack")):
+                env.update(
+                    {
+                        f"{prefix}_CLIENT_ID": CLIENT_ID,
+                        f"{prefix}_CLIENT_SECRET": CLIENT_SECRET,
+                        f"{prefix}_AUTHORIZE_URL": f"{base}/oauth/authorize",
+                        f"{prefix}_TOKEN_URL": f"{base}/oauth/token",
+                        f"{prefix}_API_BASE_URL": api,
+                        f"{prefix}_REVOKE_URL": f"{base}/oauth/revoke",
+                    }
+                )
         return env
 
     def start(self) -> Worker:
@@ -190,10 +207,45 @@ def daphne_pair(celery_worker):
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, fake_llm_server):
+def fake_providers_server():
+    from integrations.tests.fake_providers import FakeProviders
+
+    server = FakeProviders()
+    yield server
+    server.stop()
+
+
+def provider_settings(base: str) -> dict[str, dict[str, str]]:
+    """INTEGRATION_PROVIDERS pointing at the loopback fakes."""
+    from integrations.tests.fake_providers import CLIENT_ID, CLIENT_SECRET
+
+    common = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "authorize_url": f"{base}/oauth/authorize",
+        "token_url": f"{base}/oauth/token",
+        "revoke_url": f"{base}/oauth/revoke",
+    }
+    return {
+        "google_drive": {**common, "api_base_url": base},
+        "notion": {**common, "api_base_url": base, "revoke_url": ""},
+        "slack": {**common, "api_base_url": f"{base}/slack"},
+    }
+
+
+@pytest.fixture
+def fake_providers(fake_providers_server, settings):
+    fake_providers_server.reset()
+    settings.INTEGRATION_PROVIDERS = provider_settings(fake_providers_server.url)
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    return fake_providers_server
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, fake_llm_server, fake_providers_server):
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
     settings.VAR_DIR.mkdir(exist_ok=True)
-    worker = Worker(fake_llm_server.url)
+    worker = Worker(fake_llm_server.url, fake_providers_server.url)
     if worker.log_path.exists():
         worker.log_path.unlink()
     worker.start()
