@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test stack lint format migrate install check-services clean
+.PHONY: run test stack lint format migrate install check-services browser-setup clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Precis needs Python 3.11)"; exit 1; }
@@ -27,9 +27,13 @@ run: $(STAMP)
 	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 ## make test: lint + the whole suite against PostgreSQL and Redis on localhost (DATABASE_URL / REDIS_URL override)
-test: $(STAMP) check-services
+test: $(STAMP) check-services browser-setup
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Debian's Chromium for the real-browser admin test (installed once; needs root for apt).
+browser-setup:
+	@bash config/tests/browser_setup.sh
 
 check-services: $(STAMP)
 	@$(BIN)/python -m config.services_check

@@ -7,6 +7,7 @@ itself is still cryptographically valid. On success `request.org` is set; the
 tenant mixin (organizations.tenancy) scopes everything by it.
 """
 
+import structlog
 from django.core.exceptions import ValidationError
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -21,6 +22,7 @@ class TenantJWTAuthentication(JWTAuthentication):
         if result is not None:
             user, _token = result
             request._request.org = user.org
+            structlog.contextvars.bind_contextvars(org_id=str(user.org_id), user_id=str(user.pk))
         return result
 
     def get_user(self, validated_token) -> User:

@@ -1,15 +1,79 @@
 """The Celery application.
 
 Workers start with `celery -A config worker`; beat with `celery -A config beat`.
-Settings come from Django's settings (the CELERY_ namespace).
+Settings come from Django's settings (the CELERY_ namespace). Task start,
+finish and failure are logged with the task and job ids bound; each worker
+process reports a heartbeat (seen in /metrics and /health/ready).
 """
 
 import os
+import threading
+import time
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 app = Celery("precis")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+_task_started: dict[str, float] = {}
+
+
+def _log():
+    import structlog
+
+    return structlog.get_logger("precis.tasks")
+
+
+@signals.task_prerun.connect
+def _task_prerun(task_id=None, task=None, kwargs=None, **_):
+    import structlog
+
+    kwargs = kwargs or {}
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        task_id=task_id, task=task.name if task else None, job_id=kwargs.get("job_id"), org_id=kwargs.get("org_id")
+    )
+    _task_started[task_id] = time.perf_counter()
+    _log().info("task started")
+
+
+@signals.task_postrun.connect
+def _task_postrun(task_id=None, state=None, **_):
+    import structlog
+
+    started = _task_started.pop(task_id, None)
+    duration = round((time.perf_counter() - started) * 1000, 1) if started else None
+    _log().info("task finished", state=state, duration_ms=duration)
+    structlog.contextvars.clear_contextvars()
+
+
+@signals.task_failure.connect
+def _task_failure(task_id=None, exception=None, **_):
+    _log().error("task failed", error=exception.__class__.__name__ if exception else None, exc_info=exception)
+
+
+@signals.worker_process_init.connect
+@signals.worker_ready.connect
+def _start_heartbeat(sender=None, **_):
+    from django.conf import settings
+
+    if settings.EMBEDDED:
+        return
+    import socket
+
+    from config.metrics import worker_heartbeat
+
+    name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def beat() -> None:
+        while True:
+            try:
+                worker_heartbeat(name)
+            except Exception as exc:  # Redis blip: try again next beat
+                _log().warning("heartbeat failed", error=exc.__class__.__name__)
+            time.sleep(15)
+
+    threading.Thread(target=beat, name="precis-heartbeat", daemon=True).start()

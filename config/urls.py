@@ -3,9 +3,10 @@
 Anything else under /api/ answers a JSON 404 in the error shape, never HTML.
 """
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import urls as account_urls
 from accounts.throttles import admin_login_throttled
@@ -15,6 +16,7 @@ from summaries import urls as summary_urls
 
 from . import health
 from .exceptions import api_not_found
+from .metrics import metrics_view
 
 # The admin login takes the same passwords as the API: the same brute-force limits apply.
 admin.site.login = admin_login_throttled(admin.site.login)
@@ -35,15 +37,17 @@ api_v1 = [
     path("jobs/", include("jobs.urls")),
     path("templates/", include("templates_app.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The split view serves Swagger UI's init script as a file: the CSP allows no inline scripts.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
 ]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     re_path(r"^api/", api_not_found),
-    path("admin/", admin.site.urls),
+    path(settings.ADMIN_URL, admin.site.urls),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler404 = "config.exceptions.handler404"

@@ -68,6 +68,11 @@ def _transition(
         job = Job.unscoped_objects.get(pk=job_id)
         if event:
             job_publish(job, None if event == "auto" else event)
+    if job.status in Job.FINISHED and changes.get("status") in Job.FINISHED:
+        from config.metrics import record_job_finished
+
+        duration = (job.finished_at - job.started_at).total_seconds() if job.started_at and job.finished_at else None
+        record_job_finished(kind=job.kind, status=job.status, duration_s=duration)
     return job
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logging import configure_structlog, logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -52,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "drf_standardized_errors",
     "corsheaders",
+    "csp",
     "channels",
     "django_celery_results",
     "organizations",
@@ -65,7 +68,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config.middleware.RequestIDMiddleware",
+    "config.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -76,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "config.middleware.APIDependencyErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -328,14 +332,44 @@ LLM_ORG_RATE_LIMIT_RPM = env.int("LLM_ORG_RATE_LIMIT_RPM", default=LLM_RATE_LIMI
 LLM_RATE_LIMIT_MAX_WAIT_S = env.float("LLM_RATE_LIMIT_MAX_WAIT_S", default=30.0)
 
 # --- HTTP security --------------------------------------------------------------
+# TLS is terminated by a proxy in front: SECURE_SSL_REDIRECT turns on HTTPS-only
+# behaviour (redirect, HSTS, secure cookies); SECURE_PROXY_SSL_HEADER_ENABLED trusts
+# the proxy's X-Forwarded-Proto. `manage.py check --deploy` is clean with both on.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 if env.bool("SECURE_PROXY_SSL_HEADER_ENABLED", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REDIRECT_EXEMPT = [r"^health/"]  # probes speak plain HTTP inside the network
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if SECURE_SSL_REDIRECT else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_SSL_REDIRECT)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Preloading HSTS is a commitment for the whole domain that a deployment opts into
+# (SECURE_HSTS_PRELOAD=true); not doing so is a choice, not an oversight.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
 CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp) on every response: the admin and the Swagger UI
+# load only this origin's scripts and styles (Swagger's init script is served as a file).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],  # the admin's widgets set inline styles
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
+# The Django admin's URL prefix (move it off the default path if you like).
+ADMIN_URL = env.str("ADMIN_URL", default="admin/").strip("/") + "/"
 
 # --- I18N, static -------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -358,14 +392,10 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Structured logs (config/logging.py): JSON in the stack, console lines in the embedded mode.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if EMBEDDED else "json")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+configure_structlog()
 
 # --- Realtime ---------------------------------------------------------------------------
 # Published events are kept this long for replay after a reconnect (?since=); beat purges.
@@ -375,6 +405,8 @@ REALTIME_EVENT_RETENTION_HOURS = env.float("REALTIME_EVENT_RETENTION_HOURS", def
 # event sequence and catches up from the store (or is told to resync): never silently.
 CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=1000)
 CHANNEL_EXPIRY_S = env.int("CHANNEL_EXPIRY_S", default=60)
+# /metrics: scrapers send Authorization: Bearer METRICS_TOKEN; unset: loopback clients only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Sockets re-check their user (active, same org) this often, and close at token expiry.
 REALTIME_RECHECK_S = env.float("REALTIME_RECHECK_S", default=60)
 

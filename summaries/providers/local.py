@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import time
 from collections import Counter
 
 from .base import Completion, SummarizeOptions
@@ -124,11 +125,21 @@ class LocalProvider:
         return 1_000_000
 
     def summarize(self, prompt: str, options: SummarizeOptions) -> Completion:
+        from config.metrics import record_llm_call
+
+        started = time.perf_counter()
         source = options.source_text or prompt
         text = summarize_text(source, max_words=options.max_words)
-        return Completion(
+        completion = Completion(
             text=text,
             model=self.model_name,
             prompt_tokens=estimate_tokens(source),
             completion_tokens=estimate_tokens(text),
         )
+        record_llm_call(
+            provider=self.name,
+            seconds=time.perf_counter() - started,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+        )
+        return completion

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from config.metrics import record_llm_call
+
 from .base import (
     Completion,
     LLMBadRequest,
@@ -110,13 +112,25 @@ class OpenAICompatibleProvider:
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         url = self.config.base_url.rstrip("/") + "/chat/completions"
+        started = time.perf_counter()
         try:
-            response = self.session.post(url, json=body, headers=headers, timeout=(5, self.config.timeout_s))
-        except requests.Timeout:
-            raise LLMTimeout(f"The LLM did not answer within {self.config.timeout_s:g} s.") from None
-        except requests.RequestException as exc:
-            raise LLMUnavailable(f"Could not reach the LLM server ({exc.__class__.__name__}).") from None
-        return self._parse(response, model, prompt)
+            try:
+                response = self.session.post(url, json=body, headers=headers, timeout=(5, self.config.timeout_s))
+            except requests.Timeout:
+                raise LLMTimeout(f"The LLM did not answer within {self.config.timeout_s:g} s.") from None
+            except requests.RequestException as exc:
+                raise LLMUnavailable(f"Could not reach the LLM server ({exc.__class__.__name__}).") from None
+            completion = self._parse(response, model, prompt)
+        except LLMError as error:
+            record_llm_call(provider=self.name, seconds=time.perf_counter() - started, error=error.code)
+            raise
+        record_llm_call(
+            provider=self.name,
+            seconds=time.perf_counter() - started,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+        )
+        return completion
 
     def _parse(self, response: requests.Response, model: str, prompt: str) -> Completion:
         status = response.status_code

@@ -1,0 +1,200 @@
+"""Prometheus metrics at /metrics.
+
+- HTTP requests (count and latency by method, route, status): per web process,
+  kept in process memory — scrape every web process (each daphne) directly.
+- Everything workers do — job durations and outcomes, LLM calls, latency,
+  errors and tokens — is written to Redis (a few HINCRBYFLOATs), so whichever
+  web process is scraped reports the totals of every worker on every machine.
+- Read at scrape time: active jobs by kind and status (PostgreSQL, partial
+  index), queue depth per Celery queue (Redis LLEN), live workers (heartbeats).
+
+Access: `Authorization: Bearer $METRICS_TOKEN`; without METRICS_TOKEN only
+loopback clients may scrape.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+
+from django.conf import settings
+from django.http import HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
+LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+REGISTRY = CollectorRegistry()
+HTTP_REQUESTS = Counter("precis_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
+HTTP_LATENCY = Histogram(
+    "precis_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+# -- shared (Redis) counters and histograms for worker-side metrics ---------------------------
+class _SharedStore:
+    """Counters/histograms in Redis hashes (in process memory in the embedded mode)."""
+
+    prefix = "precis:metrics:"
+
+    def __init__(self) -> None:
+        self._local: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._lock = threading.Lock()
+        self._client = None
+
+    def _redis(self):
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+        return self._client
+
+    def add(self, name: str, fields: dict[str, float]) -> None:
+        try:
+            if settings.EMBEDDED:
+                with self._lock:
+                    for field, value in fields.items():
+                        self._local[name][field] += value
+                return
+            pipe = self._redis().pipeline(transaction=False)
+            for field, value in fields.items():
+                pipe.hincrbyfloat(self.prefix + name, field, value)
+            pipe.execute()
+        except Exception as exc:  # metrics never break the work they measure
+            logging.getLogger(__name__).debug("metrics write failed: %s", exc.__class__.__name__)
+
+    def read(self, name: str) -> dict[str, float]:
+        if settings.EMBEDDED:
+            with self._lock:
+                return dict(self._local[name])
+        raw = self._redis().hgetall(self.prefix + name)
+        return {k.decode(): float(v) for k, v in raw.items()}
+
+
+STORE = _SharedStore()
+
+
+def _labels_key(labels: dict[str, str]) -> str:
+    return json.dumps(labels, sort_keys=True, separators=(",", ":"))
+
+
+def _histogram_fields(labels: dict[str, str], value: float, buckets) -> dict[str, float]:
+    key = _labels_key(labels)
+    fields = {f"{key}|count": 1.0, f"{key}|sum": value}
+    for bound in buckets:
+        if value <= bound:
+            fields[f"{key}|le={bound}"] = 1.0
+    return fields
+
+
+def record_job_finished(*, kind: str, status: str, duration_s: float | None) -> None:
+    STORE.add("jobs_finished", {_labels_key({"kind": kind, "status": status}): 1.0})
+    if duration_s is not None:
+        STORE.add("job_duration", _histogram_fields({"kind": kind, "status": status}, duration_s, JOB_BUCKETS))
+
+
+def record_llm_call(
+    *, provider: str, seconds: float, prompt_tokens: int = 0, completion_tokens: int = 0, error: str | None = None
+) -> None:
+    labels = {"provider": provider}
+    STORE.add("llm_calls", {_labels_key({**labels, "outcome": error or "ok"}): 1.0})
+    STORE.add("llm_latency", _histogram_fields(labels, seconds, LLM_BUCKETS))
+    if prompt_tokens or completion_tokens:
+        STORE.add(
+            "llm_tokens",
+            {
+                _labels_key({**labels, "kind": "prompt"}): float(prompt_tokens),
+                _labels_key({**labels, "kind": "completion"}): float(completion_tokens),
+            },
+        )
+
+
+def worker_heartbeat(hostname: str) -> None:
+    """Called by each worker every few seconds (config.celery)."""
+    if not settings.EMBEDDED:
+        STORE._redis().set(f"precis:worker-alive:{hostname}", str(time.time()), ex=60)
+
+
+def workers_alive() -> int:
+    if settings.EMBEDDED:
+        return 0
+    return sum(1 for _ in STORE._redis().scan_iter(match="precis:worker-alive:*", count=100))
+
+
+class _ScrapeTimeCollector:
+    """Metrics computed when scraped: from Redis (workers) and PostgreSQL (active jobs)."""
+
+    def collect(self):
+        yield from self._counter("precis_jobs_finished", "Jobs that reached a final status", "jobs_finished")
+        yield from self._counter("precis_llm_calls", "LLM calls by outcome (ok or error code)", "llm_calls")
+        yield from self._counter("precis_llm_tokens", "LLM tokens", "llm_tokens")
+        yield from self._histogram("precis_job_duration_seconds", "Job run time", "job_duration", ["kind", "status"])
+        yield from self._histogram("precis_llm_call_duration_seconds", "LLM call latency", "llm_latency", ["provider"])
+        active = GaugeMetricFamily("precis_jobs_active", "Queued and running jobs", labels=["kind", "status"])
+        from django.db.models import Count
+
+        from jobs.models import Job
+
+        rows = Job.unscoped_objects.filter(status__in=["queued", "running"]).values("kind", "status")
+        for row in rows.annotate(n=Count("pk")).order_by():
+            active.add_metric([row["kind"], row["status"]], row["n"])
+        yield active
+        depth = GaugeMetricFamily("precis_queue_depth", "Messages waiting per Celery queue", labels=["queue"])
+        if not settings.EMBEDDED:
+            client = STORE._redis()
+            for queue in settings.CELERY_TASK_QUEUES:
+                depth.add_metric([queue], client.llen(queue))
+        yield depth
+        yield GaugeMetricFamily("precis_workers_alive", "Celery workers with a recent heartbeat", value=workers_alive())
+
+    def _counter(self, name, documentation, store_name):
+        values = STORE.read(store_name)
+        labelnames = sorted(json.loads(next(iter(values)))) if values else []
+        family = CounterMetricFamily(name, documentation, labels=labelnames)
+        for key, value in values.items():
+            labels = json.loads(key)
+            family.add_metric([labels[n] for n in labelnames], value)
+        yield family
+
+    def _histogram(self, name, documentation, store_name, labelnames):
+        values = STORE.read(store_name)
+        series: dict[str, dict[str, float]] = defaultdict(dict)
+        for field, value in values.items():
+            key, _, part = field.rpartition("|")
+            series[key][part] = value
+        family = HistogramMetricFamily(name, documentation, labels=labelnames)
+        buckets = JOB_BUCKETS if store_name == "job_duration" else LLM_BUCKETS
+        for key, parts in series.items():
+            labels = json.loads(key)
+            cumulative = [(str(b), parts.get(f"le={b}", 0.0)) for b in buckets] + [("+Inf", parts.get("count", 0.0))]
+            family.add_metric([labels[n] for n in labelnames], cumulative, sum_value=parts.get("sum", 0.0))
+        yield family
+
+
+REGISTRY.register(_ScrapeTimeCollector())
+
+
+def _allowed(request) -> bool:
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    return request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
+
+
+def metrics_view(request):
+    if not _allowed(request):
+        return HttpResponse(
+            "Forbidden: send Authorization: Bearer $METRICS_TOKEN.\n", status=403, content_type="text/plain"
+        )
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

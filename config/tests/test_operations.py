@@ -1,0 +1,223 @@
+"""Operations: readiness, metrics, structured logs, security headers, CORS, deploy checks, ops commands."""
+
+import io
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tracemalloc
+
+import pytest
+import structlog
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from conftest import PASSWORD
+from documents.models import Document
+from jobs.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+READY_PROBE = (
+    "import django, json; django.setup(); from django.test import Client; "
+    "r = Client().get('/health/ready'); print(r.status_code, r.content.decode())"
+)
+
+
+def run_probe(env_overrides: dict[str, str]) -> tuple[int, dict]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **env_overrides}
+    result = subprocess.run(
+        [sys.executable, "-c", READY_PROBE], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+    status, _, body = result.stdout.strip().partition(" ")
+    assert status, result.stderr[-2000:]
+    return int(status), json.loads(body)
+
+
+class TestReadiness:
+    def test_database_down_then_back(self):
+        db = settings.DATABASES["default"]
+        status, body = run_probe({"DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed_port()}/x"})
+        assert status == 503 and body["checks"]["database"].startswith("error:")
+        assert body["checks"]["cache"] == "ok"
+        status, body = run_probe({"DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"})
+        assert status == 200 and set(body["checks"].values()) == {"ok"}
+
+    def test_redis_down_names_cache_broker_and_channel_layer(self):
+        status, body = run_probe({"REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"})
+        assert status == 503
+        assert body["checks"]["database"] == "ok"
+        for component in ("cache", "broker", "channel_layer"):
+            assert body["checks"][component].startswith("error:"), body
+
+
+class TestMetrics:
+    def test_token_required(self, client, settings):
+        settings.METRICS_TOKEN = "scrape-me"
+        assert client.get("/metrics").status_code == 403
+        assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+        assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").status_code == 200
+
+    def test_loopback_only_without_token(self, client, settings):
+        settings.METRICS_TOKEN = ""
+        assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+        assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 403
+
+    def test_content_after_requests_and_a_job(self, tenant, client, settings):
+        from organizations.tenancy import org_scope
+        from summaries.services import summarize_job_run, summary_request
+
+        settings.METRICS_TOKEN = "t"
+        api = tenant.client()
+        document = api.post("/api/v1/documents/", {"title": "T", "content": "One. Two. Three."}, format="json").json()
+        api.get("/api/v1/documents/")
+        with org_scope(tenant.org.id):
+            job = summary_request(org=tenant.org, user=tenant.admin, document=Document.objects.get(pk=document["id"]))
+            summarize_job_run(job_id=job.pk)
+        assert Job.unscoped_objects.get(pk=job.pk).status == "succeeded"
+        text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer t").content.decode()
+        assert 'precis_http_requests_total{method="POST",route="api/v1/documents/$",status="201"}' in text
+        assert 'precis_http_request_duration_seconds_bucket{le="0.005",method="GET",route="api/v1/documents/$"}' in text
+        assert 'precis_jobs_finished_total{kind="summarize",status="succeeded"}' in text
+        assert 'precis_job_duration_seconds_count{kind="summarize",status="succeeded"}' in text
+        assert 'precis_llm_calls_total{outcome="ok",provider="local"}' in text
+        assert 'precis_llm_tokens_total{kind="prompt",provider="local"}' in text
+        assert 'precis_queue_depth{queue="summaries"}' in text
+        assert "precis_jobs_active" in text and "precis_workers_alive" in text
+
+
+def test_logs_are_json_with_request_id_and_no_secrets(tenant, anon):
+    root = logging.getLogger()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
+    try:
+        login = anon.post(
+            "/api/v1/auth/login/",
+            {"email": tenant.admin.email, "password": PASSWORD},
+            format="json",
+            HTTP_X_REQUEST_ID="req-42",
+        )
+        token = login.json()["access"]
+        anon.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        anon.patch("/api/v1/auth/me/", {"current_password": PASSWORD, "new_password": "short"}, format="json")
+        structlog.get_logger("precis.test").info("probe", password="hunter2", api_key="k-123", token=token)
+    finally:
+        root.removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    access = [line for line in lines if line.get("logger") == "precis.access"]
+    assert access[0]["request_id"] == "req-42" and access[0]["status"] == 200 and access[0]["route"]
+    assert access[1]["org_id"] == str(tenant.org.id) and access[1]["user_id"] == str(tenant.admin.id)
+    output = stream.getvalue()
+    for secret in (PASSWORD, token, "hunter2", "k-123", "short"):
+        assert secret not in output
+
+
+class TestSecurityHeaders:
+    def test_api_and_admin_headers(self, tenant, client):
+        for response in (tenant.client().get("/api/v1/auth/me/"), client.get("/admin/login/")):
+            assert response["X-Content-Type-Options"] == "nosniff"
+            assert response["Referrer-Policy"] == "same-origin"
+            assert response["X-Frame-Options"] == "DENY"
+            assert "script-src 'self'" in response["Content-Security-Policy"]
+            assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+
+    def test_swagger_ui_works_under_the_csp(self, client):
+        page = client.get("/api/v1/docs/")
+        assert page.status_code == 200 and "script-src 'self'" in page["Content-Security-Policy"]
+        assert b"<script>" not in page.content  # no inline script: the init script is a file
+        assert client.get("/api/v1/docs/?script=").status_code == 200
+
+    @override_settings(CORS_ALLOWED_ORIGINS=["https://app.precis.example"])
+    def test_cors_allowed_and_foreign_origins(self, client):
+        preflight = {
+            "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "POST",
+            "HTTP_ACCESS_CONTROL_REQUEST_HEADERS": "authorization",
+        }
+        allowed = client.options("/api/v1/auth/login/", HTTP_ORIGIN="https://app.precis.example", **preflight)
+        assert allowed["Access-Control-Allow-Origin"] == "https://app.precis.example"
+        foreign = client.options("/api/v1/auth/login/", HTTP_ORIGIN="https://evil.example", **preflight)
+        assert "Access-Control-Allow-Origin" not in foreign
+
+
+def test_check_deploy_is_clean_in_production_settings():
+    db = settings.DATABASES["default"]
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DEBUG": "false",
+        "SECRET_KEY": "p" * 20 + "-Zq8!xK2#mW9$vL4&nR7*tY1@bC6^hJ3%dF5",
+        "ALLOWED_HOSTS": "precis.example",
+        "SECURE_SSL_REDIRECT": "true",
+        "SECURE_PROXY_SSL_HEADER_ENABLED": "true",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+class TestOpsCommands:
+    def test_resummarize(self, tenant, capsys):
+        from documents.services import document_create
+        from organizations.tenancy import org_scope
+
+        with org_scope(tenant.org.id):
+            for i in range(3):
+                document_create(org=tenant.org, created_by=None, title=f"d{i}", content="Text.")
+        call_command("resummarize", "--org", "acme", "--dry-run", "--no-progress")
+        assert "would queue 3" in capsys.readouterr().out and not Job.unscoped_objects.exists()
+        call_command("resummarize", "--org", "acme", "--no-progress")
+        assert "queued 3 summarize job(s)" in capsys.readouterr().out
+        assert Job.unscoped_objects.filter(kind="summarize", org=tenant.org).count() == 3
+        with pytest.raises(CommandError):
+            call_command("resummarize", "--org", "acme", "--since", "not-a-date")
+        with pytest.raises(CommandError) as exc:
+            call_command(
+                "resummarize", "--org", "acme", "--template", "00000000-0000-0000-0000-000000000000", "--no-progress"
+            )
+        assert exc.value.returncode == 1
+
+    def test_reap_dry_run(self, capsys):
+        call_command("reap_stale_jobs", "--dry-run")
+        assert "would reap 0" in capsys.readouterr().out
+
+    def test_export_org_streams_in_bounded_memory(self, tenant, other_tenant, tmp_path):
+        body = "word " * 2000  # 10 kB per document
+        Document.unscoped_objects.bulk_create(
+            [
+                Document(org=tenant.org, title=f"doc {i}", content=body, char_count=len(body), sha256="0" * 64)
+                for i in range(1500)
+            ]
+        )
+        Document.unscoped_objects.create(org=other_tenant.org, title="other org", content="x", sha256="0" * 64)
+        out = tmp_path / "export.jsonl"
+        tracemalloc.start()
+        call_command("export_org", "--org", "acme", "--output", str(out), "--no-progress")
+        _current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        documents = [line for line in lines if line["type"] == "document"]
+        assert len(documents) == 1500 and documents[0]["content"] == body
+        assert all(line.get("title") != "other org" for line in lines)
+        assert out.stat().st_size > 15_000_000
+        assert peak < 8_000_000, peak  # 15 MB exported with a few MB of memory

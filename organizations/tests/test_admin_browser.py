@@ -1,0 +1,200 @@
+"""The tenant-scoped Django admin in a real browser: Playwright drives Debian's
+headless Chromium against pytest-django's live server.
+
+An org admin logs in through the admin's login form, opens every registered
+model's changelist and sees exactly their own organization's rows; the other
+organization's admin sees none of them (and the other way round).
+
+Needs /usr/bin/chromium: run config/tests/browser_setup.sh once. Playwright
+never downloads a browser here (no `playwright install`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conftest import PASSWORD, Tenant, make_tenant
+from documents.models import Document
+from integrations.models import Integration
+from jobs.models import Job
+from organizations.models import Invitation
+from summaries.models import Summary
+from templates_app.models import Template
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Loopback only: any host name other than the live server's resolves to nothing.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+TIMEOUT_MS = 15_000
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _allow_sync_orm_beside_playwright():
+    """Playwright's sync API runs its asyncio loop in a greenlet of this thread, so
+    while the browser is open Django sees a "running event loop" here and refuses
+    the fixtures' ORM calls (SynchronousOnlyOperation), although nothing async
+    touches the database. Allowed for this module's tests only, then restored."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def require_chromium():
+    """A failure, never a skip (CI forbids skips), that says how to fix it."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests need Debian's Chromium. "
+            "Run config/tests/browser_setup.sh (as root) first.",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def browser(_allow_sync_orm_beside_playwright):
+    """One headless Chromium for the whole module; each test gets its own context.
+    None without Chromium: the test itself then fails (require_chromium)."""
+    if not CHROMIUM.exists():
+        yield None
+        return
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def page(browser):
+    if browser is None:
+        yield None
+        return
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@dataclass
+class Org:
+    tenant: Tenant
+    #: changelist URL -> distinctive texts of this org's rows there
+    markers: dict[str, list[str]] = field(default_factory=dict)
+    #: changelist URL -> how many rows this org's admin must see there
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.tenant.org.name
+
+
+def populate(name: str) -> Org:
+    """An organization with one distinctively named row in every admin model."""
+    tenant = make_tenant(name)
+    org, admin = tenant.org, tenant.admin
+    content = f"The {name} quarterly numbers, in full."
+    sha = hashlib.sha256(content.encode()).hexdigest()
+    document = Document.unscoped_objects.create(
+        org=org,
+        title=f"{name} Quarterly Report",
+        content=content,
+        char_count=len(content),
+        sha256=sha,
+        created_by=admin,
+    )
+    job = Job.unscoped_objects.create(org=org, kind="summarize", document=document, created_by=admin)
+    Summary.unscoped_objects.create(
+        org=org,
+        document=document,
+        template_name=f"{name} Executive Brief",
+        content=f"{name} did well.",
+        provider="local",
+        model=f"{name.lower()}-model",
+        source_sha256=sha,
+        prompt_sha256=hashlib.sha256(b"prompt").hexdigest(),
+        created_by=admin,
+    )
+    Template.unscoped_objects.create(org=org, name=f"{name} Weekly Digest", body="{{ today }}", created_by=admin)
+    Invitation.unscoped_objects.create(
+        org=org,
+        email=f"guest@{org.slug}.test",
+        token_hash=hashlib.sha256(org.slug.encode()).hexdigest(),
+        created_by=admin,
+    )
+    Integration.unscoped_objects.create(org=org, provider="slack", name=f"{name} Slack Workspace", created_by=admin)
+    markers = {
+        "/admin/accounts/user/": [tenant.admin.email, tenant.member.email],
+        "/admin/organizations/organization/": [name],
+        "/admin/organizations/invitation/": [f"guest@{org.slug}.test"],
+        "/admin/documents/document/": [f"{name} Quarterly Report"],
+        "/admin/jobs/job/": [str(job.id), f"{name} Quarterly Report"],
+        "/admin/summaries/summary/": [f"{name} Executive Brief", f"{name.lower()}-model"],
+        "/admin/templates_app/template/": [f"{name} Weekly Digest"],
+        "/admin/integrations/integration/": [f"{name} Slack Workspace"],
+    }
+    counts = dict.fromkeys(markers, 1) | {"/admin/accounts/user/": 2}
+    return Org(tenant=tenant, markers=markers, counts=counts)
+
+
+@pytest.fixture
+def orgs(live_server) -> dict[str, Org]:
+    return {"acme": populate("Acme"), "globex": populate("Globex")}
+
+
+def log_in(page, base_url: str, email: str):
+    page.goto(f"{base_url}/admin/login/?next=/admin/")
+    page.fill("#id_username", email)
+    page.fill("#id_password", PASSWORD)
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+    assert page.url == f"{base_url}/admin/", f"login as {email} failed: {page.url}\n{page.inner_text('body')[:1000]}"
+
+
+@pytest.mark.parametrize("me, them", [("acme", "globex"), ("globex", "acme")])
+def test_org_admin_sees_only_own_rows_in_every_changelist(page, live_server, orgs, me, them):
+    require_chromium()
+    mine, theirs = orgs[me], orgs[them]
+    log_in(page, live_server.url, mine.tenant.admin.email)
+    index = page.inner_text("#content")
+    for url in mine.markers:
+        assert f'href="{url}"' in page.content(), f"{url} is not linked from the admin index:\n{index}"
+
+    foreign = [theirs.name, theirs.tenant.org.slug, *(m for ms in theirs.markers.values() for m in ms)]
+    for url, own in mine.markers.items():
+        response = page.goto(f"{live_server.url}{url}")
+        assert response is not None and response.status == 200, (url, response and response.status)
+        assert page.url == f"{live_server.url}{url}", f"{url} redirected to {page.url}"
+
+        rows = page.locator("#result_list tbody tr")
+        table = page.inner_text("#result_list")
+        assert rows.count() == mine.counts[url], f"{url}: expected {mine.counts[url]} row(s), got:\n{table}"
+        for text in own:
+            assert text in table, f"{url}: own row {text!r} is missing:\n{table}"
+
+        # Nowhere on the page (rows, filters, hidden inputs): nothing of the other org.
+        html = page.content().lower()
+        leaked = [text for text in foreign if text.lower() in html]
+        assert not leaked, f"{url}: {me}'s admin sees {them}'s data {leaked}:\n{page.inner_text('body')[:2000]}"
