@@ -6,6 +6,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.schema import ErrorResponseSerializer
+
 from . import services
 from .authentication import PublicEndpointAuthentication
 from .serializers import (
@@ -23,7 +25,9 @@ class LoginView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [LoginIPThrottle, LoginAccountThrottle]
 
-    @extend_schema(request=LoginInputSerializer, responses={200: TokenPairSerializer}, auth=[])
+    @extend_schema(
+        request=LoginInputSerializer, responses={200: TokenPairSerializer, 401: ErrorResponseSerializer}, auth=[]
+    )
     def post(self, request):
         data = LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -35,7 +39,9 @@ class RefreshView(APIView):
     authentication_classes = [PublicEndpointAuthentication]
     permission_classes = [AllowAny]
 
-    @extend_schema(request=RefreshInputSerializer, responses={200: TokenPairSerializer}, auth=[])
+    @extend_schema(
+        request=RefreshInputSerializer, responses={200: TokenPairSerializer, 401: ErrorResponseSerializer}, auth=[]
+    )
     def post(self, request):
         data = RefreshInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from django.db import DatabaseError, InterfaceError, OperationalError
+from django.views.decorators.csrf import csrf_exempt
 from drf_standardized_errors.handler import ExceptionHandler
 from rest_framework import exceptions
 
@@ -75,6 +76,7 @@ def _is_redis_error(exc: Exception) -> bool:
     return isinstance(exc, (RedisConnectionError, RedisTimeoutError))
 
 
+@csrf_exempt  # an unknown API URL is a JSON 404 for every method, never a CSRF page
 def api_not_found(request, *args, **kwargs):
     return json_error_response(404, "not_found", "Not found.")
 

@@ -7,7 +7,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from accounts.models import Role
-from config.schema import ConflictErrorResponseSerializer
+from config.schema import ConflictErrorResponseSerializer, ErrorResponseSerializer
 from organizations.tenancy import TenantViewSetMixin
 
 from . import services
@@ -15,7 +15,12 @@ from .models import Job
 from .serializers import JobListQuerySerializer, JobOutputSerializer
 
 
-@extend_schema_view(list=extend_schema(parameters=[JobListQuerySerializer]))
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[JobListQuerySerializer],
+        responses={200: JobOutputSerializer(many=True), 403: ErrorResponseSerializer},
+    )
+)
 class JobViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     model = Job
     serializer_class = JobOutputSerializer

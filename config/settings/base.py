@@ -212,7 +212,13 @@ DRF_STANDARDIZED_ERRORS = {
     "EXCEPTION_HANDLER_CLASS": "config.exceptions.PrecisExceptionHandler",
     # Statuses documented on every endpoint of the schema; 409/413 are added per view.
     "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "415", "429", "500", "503"],
-    "ERROR_SCHEMAS": {"503": "config.schema.ServiceUnavailableErrorResponseSerializer"},
+    # One generic error schema for every status: Precis' error codes are stable strings
+    # listed in the README, more than the library's built-in enums know about.
+    "ERROR_SCHEMAS": {
+        status: "config.schema.ErrorResponseSerializer"
+        for status in ["400", "401", "403", "404", "405", "415", "429", "500"]
+    }
+    | {"503": "config.schema.ServiceUnavailableErrorResponseSerializer"},
 }
 
 SPECTACULAR_SETTINGS = {
