@@ -116,8 +116,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 else:
     VAR_DIR.mkdir(exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {})
-    # SQLite in the embedded mode: wait on the write lock instead of failing at once.
+    # SQLite in the embedded mode: requests and in-process jobs write concurrently. WAL lets
+    # readers and the writer proceed together; IMMEDIATE transactions take the write lock up
+    # front (no deadlock upgrading a read lock); writers wait for the lock instead of failing.
     DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    DATABASES["default"]["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
