@@ -15,19 +15,21 @@ def split_text(text: str, max_tokens: int) -> list[str]:
     sentence by characters. Every chunk's estimate is at most `max_tokens`."""
     if max_tokens < 1:
         raise ValueError("max_tokens must be positive")
-    pieces: list[str] = []
+    pieces: list[tuple[str, int]] = []  # (text, its estimate): each piece is estimated once
     for paragraph in _PARAGRAPHS.split(text):
         paragraph = paragraph.strip()
         if not paragraph:
             continue
-        if estimate_tokens(paragraph) <= max_tokens:
-            pieces.append(paragraph)
+        tokens = estimate_tokens(paragraph)
+        if tokens <= max_tokens:
+            pieces.append((paragraph, tokens))
             continue
         for sentence in split_sentences(paragraph):
-            if estimate_tokens(sentence) <= max_tokens:
-                pieces.append(sentence)
+            tokens = estimate_tokens(sentence)
+            if tokens <= max_tokens:
+                pieces.append((sentence, tokens))
             else:
-                pieces.extend(_hard_split(sentence, max_tokens))
+                pieces.extend((piece, estimate_tokens(piece)) for piece in _hard_split(sentence, max_tokens))
     return _pack(pieces, max_tokens)
 
 
@@ -45,13 +47,12 @@ def _hard_split(text: str, max_tokens: int) -> list[str]:
     return [p for p in out if p.strip()]
 
 
-def _pack(pieces: list[str], max_tokens: int) -> list[str]:
+def _pack(pieces: list[tuple[str, int]], max_tokens: int) -> list[str]:
     chunks: list[str] = []
     current: list[str] = []
     current_tokens = 0
-    for piece in pieces:
-        tokens = estimate_tokens(piece)
-        if current and current_tokens + tokens > max_tokens:
+    for piece, tokens in pieces:
+        if current and current_tokens + tokens + 1 > max_tokens:  # +1: the blank line joining pieces
             chunks.append("\n\n".join(current))
             current, current_tokens = [], 0
         current.append(piece)
