@@ -24,7 +24,7 @@ run: $(STAMP)
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput -v 0
 	$(BIN)/python manage.py ensure_demo --url http://$(HOST):$(PORT)
-	$(BIN)/daphne --access-log /dev/null -b $(HOST) -p $(PORT) config.asgi:application
+	$(BIN)/python -m config.serve --access-log /dev/null -b $(HOST) -p $(PORT) config.asgi:application
 
 ## make test: lint + the whole suite against PostgreSQL and Redis on localhost (DATABASE_URL / REDIS_URL override)
 test: $(STAMP) check-services browser-setup

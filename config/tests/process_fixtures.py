@@ -173,7 +173,18 @@ class Daphne:
     def start(self) -> Daphne:
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed by the child's exit
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "config.serve",
+                "--access-log",
+                "/dev/null",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "config.asgi:application",
+            ],
             cwd=settings.BASE_DIR,
             env=self.env,
             stdout=log,

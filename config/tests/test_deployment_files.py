@@ -21,6 +21,7 @@ def test_compose_defines_the_stack_with_healthchecks_and_volumes():
     assert {"pgdata", "redisdata", "media"} <= set(compose["volumes"])
     assert services["worker"]["command"][:4] == ["celery", "-A", "config", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "config", "beat"]
+    assert services["web"]["command"][:3] == ["python", "-m", "config.serve"]
     assert "config.asgi:application" in services["web"]["command"]
     env = services["web"]["environment"]
     assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"} <= set(env)
