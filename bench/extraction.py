@@ -114,11 +114,10 @@ class RssSampler(threading.Thread):
 def upload_memory(upload: bytes) -> dict[str, float]:
     """Peak RSS of a real daphne process receiving a 20 MB upload, and an oversized one."""
     import requests
+    from django_scopes import scopes_disabled
 
     from accounts.tokens import token_pair_for
     from organizations.services import organization_create
-
-    from django_scopes import scopes_disabled
 
     with scopes_disabled():
         from accounts.models import User
