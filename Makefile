@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test stack lint format migrate install check-services browser-setup clean
+.PHONY: run test stack bench lint format migrate install check-services browser-setup clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Precis needs Python 3.11)"; exit 1; }
@@ -43,6 +43,11 @@ stack: $(STAMP)
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "error: make stack needs DATABASE_URL and REDIS_URL"; exit 1; }
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/honcho start -f Procfile
+
+## make bench: every benchmark at a small scale (a few minutes), results in docs/benchmarks.md
+bench: $(STAMP) check-services
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk); }
+	$(BIN)/python -m bench.run --scale $(or $(SCALE),small)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
