@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, FloatField, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Substr
@@ -71,7 +72,11 @@ def _search(queryset: QuerySet[Document], text: str) -> QuerySet[Document]:
         from django.contrib.postgres.search import SearchQuery, SearchRank
 
         query = SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
-        return queryset.filter(search_vector=query).annotate(
+        # Ranking reads every match's tsvector: for a common term that is the whole org.
+        # Rank a bounded candidate set instead (any SEARCH_RANK_CANDIDATES matches, picked by
+        # the GIN index), so a common-term search costs about what a selective one does.
+        candidates = queryset.filter(search_vector=query).values("pk")[: settings.SEARCH_RANK_CANDIDATES]
+        return queryset.filter(pk__in=Subquery(candidates)).annotate(
             rank=SearchRank(F("search_vector"), query, cover_density=True)
         )
     return queryset.filter(Q(title__icontains=text) | Q(content__icontains=text)).annotate(

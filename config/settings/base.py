@@ -155,7 +155,10 @@ else:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # capacity/expiry: see CHANNEL_CAPACITY below (set deliberately, documented in README)
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 defaults to a 5 s socket timeout, the same as channels-redis' blocking
+                # BZPOPMIN: the read would time out first and kill the consumer holding the receive
+                # lock (its socket closed with 1011) every few seconds when idle. Keep it above.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
                 "capacity": env.int("CHANNEL_CAPACITY", default=1000),
                 "expiry": env.int("CHANNEL_EXPIRY_S", default=60),
                 "group_expiry": 86400,
@@ -271,6 +274,8 @@ MAX_PDF_PAGES = env.int("MAX_PDF_PAGES", default=2000)
 PDF_TIME_BUDGET_S = env.float("PDF_TIME_BUDGET_S", default=60.0)
 MAX_DOCX_UNCOMPRESSED_BYTES = env.int("MAX_DOCX_UNCOMPRESSED_BYTES", default=100 * 1024 * 1024)
 MAX_DOCX_ENTRIES = env.int("MAX_DOCX_ENTRIES", default=5000)
+# Full-text search ranks at most this many matches (bounds the cost of common terms).
+SEARCH_RANK_CANDIDATES = env.int("SEARCH_RANK_CANDIDATES", default=500)
 # Idempotency-Key records are kept this long (hours).
 IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
 

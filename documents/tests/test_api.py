@@ -397,6 +397,15 @@ class TestSearch:
         assert response.status_code == 200, response.content
         assert isinstance(response.json()["results"], list)
 
+    def test_common_terms_rank_a_bounded_candidate_set(self, tenant, settings):
+        settings.SEARCH_RANK_CANDIDATES = 3
+        client = tenant.client()
+        for i in range(5):
+            create(client, title=f"memo {i}", content="quarterly budget")
+        create(client, title="rare", content="zeppelin budget")
+        assert len(client.get(URL, {"search": "budget", "page_size": 50}).json()["results"]) == 3
+        assert [r["title"] for r in client.get(URL, {"search": "zeppelin"}).json()["results"]] == ["rare"]
+
     def test_search_paginates_by_rank(self, tenant):
         client = tenant.client()
         for i in range(12):
