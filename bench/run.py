@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in turn (each in its own process), then docs/benchmarks.md.
 
-    .venv/bin/python -m bench.run [--scale small|full] [--only name ...]
+.venv/bin/python -m bench.run [--scale small|full] [--only name ...]
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ def main() -> int:
         started = time.monotonic()
         print(f"== {name} ({args.scale})", flush=True)
         result = subprocess.run([sys.executable, "-m", f"bench.{name}", "--scale", args.scale], cwd=ROOT)
-        print(f"== {name}: {'ok' if result.returncode == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s",
-              flush=True)
+        print(
+            f"== {name}: {'ok' if result.returncode == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s",
+            flush=True,
+        )
         if result.returncode != 0:
             failures.append(name)
     write_report()

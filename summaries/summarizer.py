@@ -99,7 +99,7 @@ def summarize_document(
                 raise Cancelled()
         text = _reduce(partials, call, chunk_budget, on_progress)
         strategy, chunk_count = "map_reduce", len(chunks)
-    on_progress(99)
+        on_progress(99)  # (a single call needs no progress event: success follows at once)
     return SummaryResult(
         text=text,
         model=tally.model,
