@@ -44,17 +44,24 @@ def run_probe(env_overrides: dict[str, str]) -> tuple[int, dict]:
     return int(status), json.loads(body)
 
 
+def current_database_url() -> str:
+    """The URL of the database this test run uses (a probe process must not assume any other exists)."""
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 class TestReadiness:
     def test_database_down_then_back(self):
-        db = settings.DATABASES["default"]
         status, body = run_probe({"DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed_port()}/x"})
         assert status == 503 and body["checks"]["database"].startswith("error:")
         assert body["checks"]["cache"] == "ok"
-        status, body = run_probe({"DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"})
+        status, body = run_probe({"DATABASE_URL": current_database_url()})
         assert status == 200 and set(body["checks"].values()) == {"ok"}
 
     def test_redis_down_names_cache_broker_and_channel_layer(self):
-        status, body = run_probe({"REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"})
+        status, body = run_probe(
+            {"DATABASE_URL": current_database_url(), "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}
+        )
         assert status == 503
         assert body["checks"]["database"] == "ok"
         for component in ("cache", "broker", "channel_layer"):
