@@ -111,8 +111,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})
     # A bounded connect timeout: a down database answers 503 quickly instead of hanging.
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Under ASGI every request runs its sync code in a fresh thread, and Django's
+    # persistent connections are per thread: CONN_MAX_AGE would open a connection per
+    # request and leave the old ones to the garbage collector. A process-wide psycopg
+    # pool (Django 5.1+) reuses a few connections instead; DB_POOL_MAX_SIZE per process.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
+        "timeout": env.float("DB_POOL_TIMEOUT_S", default=10.0),
+    }
 else:
     VAR_DIR.mkdir(exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {})
@@ -144,10 +152,22 @@ else:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis with a blocking connection pool and a receive() whose cancellation
+            # cannot be swallowed (realtime/layers.py explains both).
+            "BACKEND": "realtime.layers.PrecisRedisChannelLayer",
             # capacity/expiry: see CHANNEL_CAPACITY below (set deliberately, documented in README)
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 defaults to a 5 s socket timeout, the same as channels-redis' blocking
+                # BZPOPMIN: the read would time out first and kill the consumer holding the receive
+                # lock (its socket closed with 1011) every few seconds when idle. Keep it above.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 5,
+                        "max_connections": env.int("CHANNEL_REDIS_MAX_CONNECTIONS", default=100),
+                    }
+                ],
                 "capacity": env.int("CHANNEL_CAPACITY", default=1000),
                 "expiry": env.int("CHANNEL_EXPIRY_S", default=60),
                 "group_expiry": 86400,

@@ -157,7 +157,9 @@ class Daphne:
     """`daphne config.asgi:application` on a loopback port, against the test database."""
 
     def __init__(self, worker_env: dict[str, str], name: str):
-        self.env = worker_env
+        # PGAPPNAME labels this server's PostgreSQL connections (pg_stat_activity.application_name).
+        self.application_name = f"precis-test-daphne-{name}"
+        self.env = {**worker_env, "PGAPPNAME": self.application_name}
         self.port = free_port()
         self.log_path = settings.VAR_DIR / f"test-daphne-{name}.log"
         self.process: subprocess.Popen | None = None

@@ -1,8 +1,12 @@
-"""The web entry point (`python -m config.serve`, daphne) refuses oversized bodies while they arrive."""
+"""The web entry point (`python -m config.serve`, daphne): oversized bodies refused while they
+arrive, and database connections reused from the per-process pool."""
 
 import socket
 
 import pytest
+import requests
+from django.conf import settings
+from django.db import connection
 
 from config.body_limits import max_request_bytes
 
@@ -53,3 +57,23 @@ def test_normal_requests_are_untouched(daphne_pair):
         f"{daphne_pair[0].http}/api/v1/auth/login/", json={"email": "a@b.c", "password": "x"}, timeout=10
     )
     assert response.status_code == 401 and response.json()["type"] == "client_error"
+
+
+def server_backends(application_name: str) -> set[int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", [application_name])
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+def test_database_connections_are_reused_from_the_pool(daphne_pair):
+    """Under ASGI each request's sync code runs in a new thread and context. With Django's
+    per-context persistent connections every request opened (and later dropped) its own
+    PostgreSQL connection; the per-process pool hands the same few out again."""
+    server = daphne_pair[0]
+    pool_max = settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
+    seen: set[int] = set()
+    with requests.Session() as http:
+        for _ in range(3 * pool_max):
+            assert http.get(f"{server.http}/health/ready", timeout=10).status_code == 200
+            seen |= server_backends(server.application_name)
+    assert 1 <= len(seen) <= pool_max

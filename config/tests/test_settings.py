@@ -56,7 +56,7 @@ def test_stack_mode_with_database_and_redis_urls():
     assert json.loads(result.stdout) == {
         "db": "django.db.backends.postgresql",
         "cache": "django.core.cache.backends.redis.RedisCache",
-        "layer": "channels_redis.core.RedisChannelLayer",
+        "layer": "realtime.layers.PrecisRedisChannelLayer",
         "broker": "redis://127.0.0.1:6379/3",
         "embedded": False,
     }
