@@ -2,7 +2,6 @@
 and POST /documents/import-url/."""
 
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpResponseRedirect
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
@@ -12,9 +11,9 @@ from rest_framework.views import APIView
 
 from accounts.authentication import PublicEndpointAuthentication
 from config.schema import ServiceUnavailableErrorResponseSerializer
-from jobs.dispatch import job_dispatch_or_fail
 from jobs.serializers import JobOutputSerializer
-from organizations.idempotency import fingerprint_of, idempotent
+from jobs.views import JobStartingView, job_start_response
+from organizations.idempotency import fingerprint_of
 from organizations.tenancy import IsOrgAdmin, TenantViewSetMixin
 
 from . import providers, services
@@ -28,29 +27,6 @@ from .serializers import (
     UrlImportInputSerializer,
     WebhookCreateInputSerializer,
 )
-
-
-def _enqueue(request, create_job, *, scope: str, fingerprint: str) -> Response:
-    """Create a job in its own transaction, dispatch it, answer 202 (503 if the broker is down)."""
-
-    def create() -> Response:
-        with transaction.atomic():
-            job = create_job()
-        job_dispatch_or_fail(job)
-        job.refresh_from_db()
-        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
-
-    return idempotent(request, scope=scope, fingerprint=fingerprint, create=create)
-
-
-class NonAtomicMixin:
-    """Views that commit the job before dispatching it (see summaries.views)."""
-
-    atomic_request = False
-
-    @classmethod
-    def as_view(cls, *args, **kwargs):
-        return transaction.non_atomic_requests(super().as_view(*args, **kwargs))
 
 
 class ProviderListView(APIView):
@@ -165,7 +141,7 @@ class IntegrationViewSet(
         services.integration_disconnect(integration=instance)
 
 
-class ImportView(NonAtomicMixin, TenantViewSetMixin, generics.GenericAPIView):
+class ImportView(JobStartingView, TenantViewSetMixin, generics.GenericAPIView):
     """POST /integrations/{id}/import/ {items | query} → 202 {job}."""
 
     model = Integration
@@ -177,7 +153,7 @@ class ImportView(NonAtomicMixin, TenantViewSetMixin, generics.GenericAPIView):
         data = ImportInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        return _enqueue(
+        return job_start_response(
             request,
             lambda: services.import_request(
                 org=request.org,
@@ -191,7 +167,7 @@ class ImportView(NonAtomicMixin, TenantViewSetMixin, generics.GenericAPIView):
         )
 
 
-class UrlImportView(NonAtomicMixin, APIView):
+class UrlImportView(JobStartingView, APIView):
     """POST /documents/import-url/ {url, title?} → 202 {job}."""
 
     @extend_schema(request=UrlImportInputSerializer, responses={202: JobOutputSerializer})
@@ -202,7 +178,7 @@ class UrlImportView(NonAtomicMixin, APIView):
         from django_scopes import scope
 
         with scope(org=request.org.id):
-            return _enqueue(
+            return job_start_response(
                 request,
                 lambda: services.url_import_request(
                     org=request.org, user=request.user, url=fields["url"], title=fields.get("title")

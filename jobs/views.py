@@ -1,5 +1,9 @@
-"""Job API: your jobs (admins: `?all=true` for the org's), one job, cancel."""
+"""Job API: your jobs (admins: `?all=true` for the org's), one job, cancel; and what every
+view that starts a job shares (`JobStartingView`, `job_start_response`)."""
 
+from collections.abc import Callable
+
+from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -8,11 +12,39 @@ from rest_framework.response import Response
 
 from accounts.models import Role
 from config.schema import ConflictErrorResponseSerializer, ErrorResponseSerializer
+from organizations.idempotency import idempotent
 from organizations.tenancy import TenantViewSetMixin
 
 from . import services
+from .dispatch import job_dispatch_or_fail
 from .models import Job
 from .serializers import JobListQuerySerializer, JobOutputSerializer
+
+
+class JobStartingView:
+    """Mixin for views that start a job: not wrapped in the request transaction, because the
+    job row must be committed before its task is sent, and a broker outage must still be
+    answered with a 503 after marking that job failed (see config.exceptions)."""
+
+    atomic_request = False
+
+    @classmethod
+    def as_view(cls, *args, **kwargs):
+        return transaction.non_atomic_requests(super().as_view(*args, **kwargs))
+
+
+def job_start_response(request, create_job: Callable[[], Job], *, scope: str, fingerprint: str) -> Response:
+    """Create a job in its own transaction, dispatch it, answer 202 {job} (503 if the broker is
+    down); an Idempotency-Key replays the first answer."""
+
+    def create() -> Response:
+        with transaction.atomic():
+            job = create_job()
+        job_dispatch_or_fail(job)
+        job.refresh_from_db()
+        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    return idempotent(request, scope=scope, fingerprint=fingerprint, create=create)
 
 
 @extend_schema_view(

@@ -1,15 +1,13 @@
 """Summary API, and POST /documents/{id}/summarize/ which starts a summarize job."""
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import generics, mixins, status, viewsets
-from rest_framework.response import Response
+from rest_framework import generics, mixins, viewsets
 
 from config.schema import ConflictErrorResponseSerializer, ServiceUnavailableErrorResponseSerializer
 from documents.models import Document
-from jobs.dispatch import job_dispatch_or_fail
 from jobs.serializers import JobOutputSerializer
-from organizations.idempotency import fingerprint_of, idempotent
+from jobs.views import JobStartingView, job_start_response
+from organizations.idempotency import fingerprint_of
 from organizations.tenancy import TenantViewSetMixin
 
 from . import selectors, services
@@ -22,21 +20,11 @@ from .serializers import (
 )
 
 
-class DocumentSummarizeView(TenantViewSetMixin, generics.GenericAPIView):
-    """POST /api/v1/documents/{id}/summarize/ → 202 {job}.
-
-    Not wrapped in the request transaction: the job row must be committed
-    before its task is sent, and a broker outage must still be answered with a
-    503 after marking that job failed.
-    """
+class DocumentSummarizeView(JobStartingView, TenantViewSetMixin, generics.GenericAPIView):
+    """POST /api/v1/documents/{id}/summarize/ → 202 {job}."""
 
     model = Document
     serializer_class = SummarizeInputSerializer
-    atomic_request = False  # see config.exceptions: errors do not doom an outer transaction
-
-    @classmethod
-    def as_view(cls, **initkwargs):
-        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     @extend_schema(
         request=SummarizeInputSerializer,
@@ -51,30 +39,19 @@ class DocumentSummarizeView(TenantViewSetMixin, generics.GenericAPIView):
         data = SummarizeInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-
-        def create() -> Response:
-            with transaction.atomic():
-                job = services.summary_request(org=request.org, user=request.user, document=document, **fields)
-            job_dispatch_or_fail(job)
-            job.refresh_from_db()
-            return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
-
-        return idempotent(
-            request, scope=f"documents.summarize:{document.pk}", fingerprint=fingerprint_of(fields), create=create
+        return job_start_response(
+            request,
+            lambda: services.summary_request(org=request.org, user=request.user, document=document, **fields),
+            scope=f"documents.summarize:{document.pk}",
+            fingerprint=fingerprint_of(fields),
         )
 
 
-class SummaryPublishView(TenantViewSetMixin, generics.GenericAPIView):
-    """POST /api/v1/summaries/{id}/publish/ {integration_id, target} → 202 {job} (same transaction
-    handling as summarize)."""
+class SummaryPublishView(JobStartingView, TenantViewSetMixin, generics.GenericAPIView):
+    """POST /api/v1/summaries/{id}/publish/ {integration_id, target} → 202 {job}."""
 
     model = Summary
     serializer_class = PublishInputSerializer
-    atomic_request = False
-
-    @classmethod
-    def as_view(cls, **initkwargs):
-        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     @extend_schema(
         request=PublishInputSerializer,
@@ -85,16 +62,11 @@ class SummaryPublishView(TenantViewSetMixin, generics.GenericAPIView):
         data = PublishInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-
-        def create() -> Response:
-            with transaction.atomic():
-                job = services.summary_publish_request(org=request.org, user=request.user, summary=summary, **fields)
-            job_dispatch_or_fail(job)
-            job.refresh_from_db()
-            return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
-
-        return idempotent(
-            request, scope=f"summaries.publish:{summary.pk}", fingerprint=fingerprint_of(fields), create=create
+        return job_start_response(
+            request,
+            lambda: services.summary_publish_request(org=request.org, user=request.user, summary=summary, **fields),
+            scope=f"summaries.publish:{summary.pk}",
+            fingerprint=fingerprint_of(fields),
         )
 
 
