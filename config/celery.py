@@ -55,6 +55,14 @@ def _task_failure(task_id=None, exception=None, **_):
     _log().error("task failed", error=exception.__class__.__name__ if exception else None, exc_info=exception)
 
 
+@signals.worker_init.connect
+def _send_events_through_one_loop(**_):
+    """Events go to the channel layer through one loop per worker process (realtime.sender)."""
+    from realtime import sender
+
+    sender.use_background_loop()
+
+
 @signals.worker_process_init.connect
 @signals.worker_ready.connect
 def _start_heartbeat(sender=None, **_):
