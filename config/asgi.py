@@ -3,6 +3,7 @@
 Served by daphne: `daphne config.asgi:application`.
 """
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -24,3 +25,8 @@ application = ProtocolTypeRouter(
         "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Everything imported so far lives as long as the process: move it out of the garbage
+# collector's generations so that full collections stop scanning it (shorter pauses
+# under WebSocket fan-out; see docs/benchmarks.md).
+gc.freeze()

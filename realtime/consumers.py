@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 from uuid import UUID
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -137,6 +138,15 @@ def _token_from(scope) -> tuple[str | None, bool]:
 
 class EventsConsumer(AsyncWebsocketConsumer):
     identity: Identity | None = None
+
+    async def dispatch(self, message):
+        """channels' dispatch first closes stale database connections in a worker thread —
+        a thread hop for every event on every socket. Every database call of this consumer
+        goes through `database_sync_to_async`, which does that itself, so skip it here."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         token, via_protocol = _token_from(self.scope)

@@ -294,3 +294,25 @@ async def test_purge_events_command(org_a):
     assert await sync_to_async(StoredEvent.unscoped_objects.count)() == 2
     await sync_to_async(call_command)("purge_events")
     assert [e.data["id"] for e in await sync_to_async(list)(StoredEvent.unscoped_objects.all())] == ["new"]
+
+
+class TestDispatch:
+    async def test_events_are_handled_without_a_thread_hop(self, org_a, monkeypatch):
+        """channels' default dispatch runs close_old_connections in a worker thread before
+        every message; the consumer's database calls close connections themselves."""
+        import channels.consumer
+
+        hops = []
+
+        async def counting_close():
+            hops.append(1)
+
+        monkeypatch.setattr(channels.consumer, "aclose_old_connections", counting_close)
+        ws, connected, _ = await connect(org_a.admin)
+        assert connected
+        await publish(org_a.org, "document.created", {"id": "d1"})
+        assert (await receive(ws))["type"] == "document.created"
+        await ws.send_to(text_data='{"type": "ping"}')
+        assert await receive(ws) == {"type": "pong"}
+        assert hops == []
+        await ws.disconnect()
