@@ -16,15 +16,20 @@ broadcast server (bench/_ws_baseline.py) holding the same number of sockets.
   over one full `REALTIME_RECHECK_S` period (each socket re-reads its user once per
   period), and RSS growth per connected socket.
 
-`--with-fixes layer,dispatch,gc-freeze,gc-threshold,publisher` runs the same measurement with
-candidate app changes applied inside this harness (see FIXES; nothing in the app is edited)
-and `--profile DIR` records py-spy profiles; both print their result instead of saving it.
+The app itself now has the changes this benchmark used to measure as `--with-fixes layer,dispatch,
+gc-freeze`: the channel layer `realtime.layers.PrecisRedisChannelLayer` (a blocking connection pool,
+socket_timeout 15 s; config/settings/base.py), `EventsConsumer.dispatch` without channels'
+close_old_connections hop per live event (realtime/consumers.py) and `gc.freeze()` at the end of
+config/asgi.py; every run measures them.
+
+`--with-fixes gc-threshold,publisher` runs the same measurement with changes applied inside this
+harness (see FIXES; nothing in the app is edited) and `--profile DIR` records py-spy profiles;
+both print their result instead of saving it.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import shutil
@@ -34,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._ws_fixes import PublisherLoop, persistent_group_send
+from bench._ws_fixes import PublisherLoop
 from bench._ws_procs import Client, Processes, ask_all, cpu_percent, free_port, raise_nofile, rss_bytes, wait_for_port
 from bench.common import ROOT, bench_env, figure, median, parse_scale, percentile, save_result, setup_django
 
@@ -51,11 +56,8 @@ IDLE_CPU_TARGET = 5.0  # % of one core
 KIB_PER_SOCKET_TARGET = 100.0
 CLIENTS = 2
 FIXES = {
-    "layer": "channel layer: socket_timeout 15 s, blocking pool of 100 (bench/_ws_settings.py)",
-    "dispatch": "no close_old_connections hop per live event (bench/_ws_asgi.py)",
-    "gc-freeze": "gc.freeze() after start-up (bench/_ws_asgi.py)",
     "gc-threshold": "gc.set_threshold(50_000, 20, 100) (bench/_ws_asgi.py)",
-    "publisher": "group_send on one long-lived loop (bench/_ws_fixes.py)",
+    "publisher": "send_now's group_send on one long-lived loop, as in a Celery worker (realtime.sender)",
 }
 PASSWORD_HASH_SOURCE = "bench-ws-password-not-used-for-login"
 
@@ -131,8 +133,9 @@ def publish_baseline(control, orgs, key: str) -> dict[str, float]:
 
 def publish_breakdown(orgs, repeats: int = 10) -> dict[str, float]:
     """The parts of send_now, timed apart (medians, ms): the store transaction; group_send
-    through async_to_sync as send_now does it (a new event loop, so a new Redis connection,
-    per call); and group_send on one long-lived loop (bench/_ws_fixes.py), for comparison.
+    through async_to_sync as send_now does it in this process (`realtime.sender.run` outside a
+    Celery worker: a new event loop, so a new Redis connection, per call); and group_send on one
+    long-lived loop (bench/_ws_fixes.py), as a Celery worker sends, for comparison.
     Run last: the stored events make the next live event look like a gap to the sockets."""
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
@@ -267,9 +270,9 @@ def close(clients, target: str) -> None:
 
 
 def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None = None) -> dict:
-    """fixes (to measure the recommended changes before anyone makes them; see FIXES):
-    "layer" runs daphne with bench/_ws_settings.py, "dispatch"/"gc-*" serve bench/_ws_asgi.py,
-    "publisher" runs send_now's group_send on one long-lived loop (bench/_ws_fixes.py);
+    """fixes (see FIXES; the channel layer, dispatch and gc.freeze() changes are in the app now):
+    "gc-threshold" serves bench/_ws_asgi.py, "publisher" runs send_now's group_send on one
+    long-lived loop as a Celery worker does (`realtime.sender.use_background_loop()`);
     profile_dir: py-spy records daphne and this process (the publisher) during the rounds.
     With either, the result is printed, not saved."""
     unknown = set(fixes) - set(FIXES)
@@ -283,6 +286,8 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
     from django.conf import settings
     from websockets.sync.client import connect as sync_connect
 
+    from realtime import sender
+
     redis.Redis.from_url(settings.REDIS_URL).flushdb()  # db 6 is this benchmark's alone: no stale groups
     n = config["sockets"]
     per_org = n // ORGS
@@ -293,10 +298,7 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
     procs = Processes(log_dir)
     env = bench_env(DB_NAME, REDIS_DB)
     daphne_env = dict(env, BENCH_WS_FIXES=",".join(sorted(fixes)))
-    if "layer" in fixes:
-        daphne_env["DJANGO_SETTINGS_MODULE"] = "bench._ws_settings"
-    in_app = {"dispatch", "gc-freeze", "gc-threshold"} & set(fixes)
-    asgi_app = "bench._ws_asgi:application" if in_app else "config.asgi:application"
+    asgi_app = "bench._ws_asgi:application" if "gc-threshold" in fixes else "config.asgi:application"
     daphne_port, baseline_port = free_port(), free_port()
     phases: dict[str, float] = {"setup": time.monotonic() - started}
     try:
@@ -347,10 +349,9 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
                 for _ in range(count_per_org)
             ]
 
-        with (
-            sync_connect(f"{baseline_url}/trigger", compression=None, proxy=None, ping_interval=None) as control,
-            persistent_group_send() if "publisher" in fixes else contextlib.nullcontext() as publisher,
-        ):
+        if "publisher" in fixes:
+            sender.use_background_loop()  # what config/celery.py does when a worker starts
+        with sync_connect(f"{baseline_url}/trigger", compression=None, proxy=None, ping_interval=None) as control:
             # -- warm-up: imports, DB and Redis connections, code paths -------------------------
             t = time.monotonic()
             warm = connect(clients, "precis_warm", precis_specs({k: v[:1] for k, v in users.items()}))
@@ -417,8 +418,8 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
                     )
                     time.sleep(0.3)
             stop_profilers(spies)
-            if publisher is not None and not publisher.calls:
-                progress("send_now never called realtime.events.async_to_sync: the 'publisher' fix changed nothing")
+            if "publisher" in fixes and sender._loop is None:
+                progress("send_now never used realtime.sender's background loop: 'publisher' changed nothing")
             phases["rounds"] = time.monotonic() - t
 
             # -- idle over a full recheck period ----------------------------------------------
@@ -542,10 +543,13 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
         "Both servers share 2 noisy cores with PostgreSQL, Redis and the client processes; absolute "
         "latencies include the clients' own scheduling, which hits both servers alike.",
         "The Precis latency starts before `send_now`, which first stores the event (a transaction taking "
-        "the org's row lock) and then calls `group_send`; channels-redis keeps its Redis connections per "
-        "event loop, so a `group_send` through `async_to_sync` (a new loop per call) also opens and closes "
-        "a connection (see the timings apart in the details).",
-        "`--with-fixes a,b` (not saved) measures candidate app changes in this harness "
+        "the org's row lock) and then calls `group_send` through `realtime.sender.run`: in this process, "
+        "unlike a Celery worker, that is `async_to_sync` (a new loop per call), and channels-redis keeps its "
+        "Redis connections per event loop, so each publish also opens and closes a connection (see the "
+        "timings apart in the details; `--with-fixes publisher` publishes as a worker does).",
+        "The app includes the blocking-pool channel layer (realtime/layers.py), the consumer's dispatch "
+        "without a thread hop per event and gc.freeze() after start-up (config/asgi.py).",
+        "`--with-fixes a,b` (not saved) measures changes in this harness "
         f"({', '.join(FIXES)}); `--profile DIR` records py-spy profiles of daphne and the publisher.",
     ]
     crashes = daphne_errors(log_dir / "daphne.log")
@@ -577,9 +581,11 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
     result = {
         "title": "WebSocket fan-out",
         "method": (
-            f"One daphne process (`daphne --access-log /dev/null config.asgi:application`, channels-redis layer, "
-            f"defaults otherwise) and one bare `websockets` broadcast server (bench/_ws_baseline.py: a set of sockets "
-            f"per org, `websockets.broadcast` on a trigger) each hold {n} sockets over {ORGS} organizations, opened "
+            f"One daphne process (`daphne --access-log /dev/null config.asgi:application`, the app as it is: the "
+            f"channel layer `realtime.layers.PrecisRedisChannelLayer` on Redis, no thread hop per event in "
+            f"`EventsConsumer.dispatch`, `gc.freeze()` after start-up; defaults otherwise) and one bare `websockets` "
+            f"broadcast server (bench/_ws_baseline.py: a set of sockets per org, `websockets.broadcast` on a "
+            f"trigger) each hold {n} sockets over {ORGS} organizations, opened "
             f"from {CLIENTS} asyncio client processes (`websockets`, no compression, no client pings). Each Precis "
             f"socket authenticates with its own user's access token (`bearer` subprotocol). A round publishes one "
             f"`document.created` per org — on Precis with `realtime.events.send_now(build_event(...))` from the "
@@ -607,7 +613,7 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
 
 def main() -> None:
     argv = sys.argv[1:]
-    options = {"--with-fixes": "", "--profile": None}  # --with-fixes layer,dispatch,publisher; --profile DIR
+    options = {"--with-fixes": "", "--profile": None}  # --with-fixes gc-threshold,publisher; --profile DIR
     for option in options:
         if option in argv:
             at = argv.index(option)

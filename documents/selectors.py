@@ -52,6 +52,12 @@ def document_list_queryset(queryset: QuerySet[Document], *, search: str | None =
     return queryset
 
 
+def document_list_values(queryset: QuerySet[Document]) -> QuerySet:
+    """The list queryset as plain rows (dicts) for serializers.document_list_row."""
+    extra = ["rank"] if "rank" in queryset.query.annotations else []
+    return queryset.values(*(f for f in LIST_FIELDS if f != "org_id"), "excerpt", "summary_count", *extra)
+
+
 def summary_count_expression():
     """How many summaries a document has: a correlated COUNT over the
     (document, created_at) index, through the reverse relation (no import of

@@ -51,6 +51,36 @@ class DocumentListOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def _iso(moment) -> str:
+    """DRF's DateTimeField output (ISO 8601, UTC as Z)."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def document_list_row(row: dict) -> dict:
+    """One list row from `selectors.document_list_values(...)` — what DocumentListOutputSerializer
+    (the documented shape) gives for a model instance, without building a model instance and a
+    serializer per row (the list's hot loop; docs/benchmarks.md)."""
+    file = row["file"]
+    created_by = row["created_by_id"]
+    return {
+        "id": str(row["id"]),
+        "title": row["title"],
+        "excerpt": row["excerpt"],
+        "content_type": row["content_type"],
+        "source": row["source"],
+        "source_ref": row["source_ref"],
+        "metadata": row["metadata"],
+        "char_count": row["char_count"],
+        "sha256": row["sha256"],
+        "file_name": file.rsplit("/", 1)[-1] if file else None,
+        "created_by": str(created_by) if created_by is not None else None,
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "summary_count": row["summary_count"],
+    }
+
+
 class DocumentSummarySerializer(serializers.Serializer):
     """A summary as the document detail shows it (the full one: /api/v1/summaries/{id}/)."""
 

@@ -25,6 +25,7 @@ from .serializers import (
     DocumentListQuerySerializer,
     DocumentUpdateInputSerializer,
     DocumentUploadInputSerializer,
+    document_list_row,
 )
 from .uploads import LimitedUploadHandler
 
@@ -72,8 +73,8 @@ class DocumentViewSet(
             self.list_ordering = ORDERINGS[query["ordering"]]
         elif query.get("search") and selectors.uses_full_text_search():
             self.list_ordering = ("-rank",)
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(DocumentListOutputSerializer(page, many=True).data)
+        page = self.paginate_queryset(selectors.document_list_values(queryset))
+        return self.get_paginated_response([document_list_row(row) for row in page])
 
     @extend_schema(
         request={

@@ -296,6 +296,33 @@ class TestDetailUpdateDelete:
 
 
 class TestList:
+    def test_rows_match_the_documented_serializer(self, tenant):
+        """The list builds plain rows (document_list_row) instead of a ModelSerializer per row:
+        every row must equal what DocumentListOutputSerializer gives for the same document."""
+        from django_scopes import scope
+
+        from documents import selectors
+        from documents.serializers import DocumentListOutputSerializer
+
+        client = tenant.client()
+        create(client, title="Plain", content="zeppelin " * 100, metadata={"a": [1, {"b": None}], "ü": "ß"})
+        upload(client, b"zeppelin in a file", "report.txt")
+        manual = create(client, title="No author", content="zeppelin").json()
+        Document.unscoped_objects.filter(pk=manual["id"]).update(created_by=None)
+        for query in ({}, {"search": "zeppelin"}, {"ordering": "title"}):
+            listed = client.get(URL, query).json()["results"]
+            with scope(org=tenant.org.id):
+                queryset = selectors.document_list_queryset(
+                    Document.objects.all(), search=query.get("search")
+                ).order_by(*(["title"] if "ordering" in query else ["-created_at"]))
+                expected = {
+                    row["id"]: row
+                    for row in json.loads(json.dumps(DocumentListOutputSerializer(queryset, many=True).data))
+                }
+            assert len(listed) == 3 and {row["id"]: row for row in listed} == expected
+        assert {row["file_name"] for row in listed} == {"report.txt", None}
+        assert {row["created_by"] for row in listed} == {str(tenant.admin.id), None}
+
     def test_excerpt_not_content(self, tenant):
         create(tenant.client(), content="word " * 200)
         row = tenant.client().get(URL).json()["results"][0]
