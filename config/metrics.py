@@ -3,8 +3,9 @@
 - HTTP requests (count and latency by method, route, status): per web process,
   kept in process memory — scrape every web process (each daphne) directly.
 - Everything workers do — job durations and outcomes, LLM calls, latency,
-  errors and tokens — is written to Redis (a few HINCRBYFLOATs), so whichever
-  web process is scraped reports the totals of every worker on every machine.
+  errors and tokens — is added up in memory and written to Redis about once a
+  second (HINCRBYFLOATs in one pipeline), so whichever web process is scraped
+  reports the totals of every worker on every machine.
 - Read at scrape time: active jobs by kind and status (PostgreSQL, partial
   index), queue depth per Celery queue (Redis LLEN), live workers (heartbeats).
 
@@ -14,9 +15,11 @@ loopback clients may scrape.
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import json
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
@@ -43,14 +46,23 @@ HTTP_LATENCY = Histogram(
 
 # -- shared (Redis) counters and histograms for worker-side metrics ---------------------------
 class _SharedStore:
-    """Counters/histograms in Redis hashes (in process memory in the embedded mode)."""
+    """Counters/histograms in Redis hashes (in process memory in the embedded mode).
+
+    Increments are added up in memory and written by a background thread every
+    FLUSH_INTERVAL_S (one pipeline for everything), so recording a job or an LLM call
+    costs no Redis round trip on the worker's hot path. A process that dies loses at
+    most its last interval of increments; `read` flushes this process's own first.
+    """
 
     prefix = "precis:metrics:"
+    FLUSH_INTERVAL_S = 1.0
 
     def __init__(self) -> None:
         self._local: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._pending: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._lock = threading.Lock()
         self._client = None
+        self._flusher_pid: int | None = None
 
     def _redis(self):
         if self._client is None:
@@ -60,23 +72,50 @@ class _SharedStore:
         return self._client
 
     def add(self, name: str, fields: dict[str, float]) -> None:
-        try:
-            if settings.EMBEDDED:
-                with self._lock:
-                    for field, value in fields.items():
-                        self._local[name][field] += value
-                return
-            pipe = self._redis().pipeline(transaction=False)
+        target = self._local if settings.EMBEDDED else self._pending
+        with self._lock:
             for field, value in fields.items():
-                pipe.hincrbyfloat(self.prefix + name, field, value)
+                target[name][field] += value
+        if not settings.EMBEDDED and self._flusher_pid != os.getpid():
+            self._start_flusher()
+
+    def _start_flusher(self) -> None:
+        with self._lock:
+            if self._flusher_pid == os.getpid():
+                return
+            self._flusher_pid = os.getpid()  # a forked child starts its own (threads do not survive fork)
+            self._client = None
+        threading.Thread(target=self._flush_forever, name="precis-metrics", daemon=True).start()
+        atexit.register(self.flush)
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_INTERVAL_S)
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, defaultdict(lambda: defaultdict(float))
+        if not pending:
+            return
+        try:
+            pipe = self._redis().pipeline(transaction=False)
+            for name, fields in pending.items():
+                for field, value in fields.items():
+                    pipe.hincrbyfloat(self.prefix + name, field, value)
             pipe.execute()
-        except Exception as exc:  # metrics never break the work they measure
+        except Exception as exc:  # metrics never break the work they measure; keep them for the next try
             logging.getLogger(__name__).debug("metrics write failed: %s", exc.__class__.__name__)
+            with self._lock:
+                for name, fields in pending.items():
+                    for field, value in fields.items():
+                        self._pending[name][field] += value
 
     def read(self, name: str) -> dict[str, float]:
         if settings.EMBEDDED:
             with self._lock:
                 return dict(self._local[name])
+        self.flush()
         raw = self._redis().hgetall(self.prefix + name)
         return {k.decode(): float(v) for k, v in raw.items()}
 

@@ -69,6 +69,26 @@ class TestReadiness:
 
 
 class TestMetrics:
+    def test_worker_metrics_are_added_up_and_written_in_batches(self):
+        import uuid
+
+        import redis
+
+        from config.metrics import _SharedStore
+
+        store = _SharedStore()
+        store.prefix = f"precis:metrics:test-{uuid.uuid4().hex}:"
+        store._flusher_pid = os.getpid()  # no background thread: this test flushes by hand
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        store.add("jobs", {"ok": 1.0})
+        store.add("jobs", {"ok": 2.0, "failed": 1.0})
+        assert client.hgetall(store.prefix + "jobs") == {}  # nothing written on the hot path
+        store._client = redis.Redis(port=closed_port(), socket_connect_timeout=0.5)
+        store.flush()  # Redis down: nothing raised, nothing lost
+        store._client = None
+        assert store.read("jobs") == {"ok": 3.0, "failed": 1.0}
+        client.delete(store.prefix + "jobs")
+
     def test_token_required(self, client, settings):
         settings.METRICS_TOKEN = "scrape-me"
         assert client.get("/metrics").status_code == 403
