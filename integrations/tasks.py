@@ -2,20 +2,21 @@
 
 from celery import shared_task
 
-from organizations.tenancy import org_scope
+from jobs.tasks import run_job_task
 
 from . import services
 
 
-@shared_task(name="integrations.run_import_job", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
-def run_import_job(*, org_id: str, job_id: str) -> None:
+@shared_task(
+    name="integrations.run_import_job", bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True
+)
+def run_import_job(self, *, org_id: str, job_id: str) -> None:
     """Import an integration's items, or a URL, into documents (jobs.dispatch triggers it).
 
     A gone or already-started job is a no-op (duplicate delivery); the failure
     rules live in jobs.services.job_run.
     """
-    with org_scope(org_id):
-        services.import_job_run(job_id=job_id)
+    run_job_task(self, org_id, lambda: services.import_job_run(job_id=job_id))
 
 
 @shared_task(name="integrations.refresh_tokens", ignore_result=True)

@@ -124,3 +124,51 @@ class TestReaper:
         Job.unscoped_objects.filter(pk=job.pk).update(created_at=old, dispatched_at=None)
         assert services.job_reap_stale()["redispatched"] == 1
         assert reload(job).dispatched_at > old and reload(job).celery_task_id
+
+
+@pytest.mark.parametrize(
+    "task_path",
+    [
+        "summaries.tasks.run_summarize_job",
+        "summaries.tasks.run_publish_job",
+        "integrations.tasks.run_import_job",
+    ],
+)
+def test_database_outage_before_the_claim_sends_the_task_again(job, monkeypatch, task_path):
+    """A task whose database is unreachable is redelivered later (growing delay), not
+    acknowledged as failed with its job left queued for the reaper."""
+    import importlib
+
+    from celery.exceptions import Retry
+    from django.db import OperationalError
+
+    module_name, task_name = task_path.rsplit(".", 1)
+    task = getattr(importlib.import_module(module_name), task_name)
+
+    def database_down(**_):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(services, "job_start", database_down)
+    retries = []
+
+    def record_retry(exc=None, countdown=None, max_retries=None, **_):
+        retries.append((type(exc).__name__, countdown, max_retries))
+        return Retry()
+
+    monkeypatch.setattr(task, "retry", record_retry)
+    with pytest.raises(Retry):
+        task(org_id=str(job.org_id), job_id=str(job.pk))
+    assert retries == [("OperationalError", 5.0, 8)]
+    assert reload(job).status == Job.Status.QUEUED  # untouched: the redelivery will claim it
+
+
+def test_other_errors_before_the_claim_are_not_retried(job, monkeypatch):
+    from summaries.tasks import run_summarize_job
+
+    def broken(**_):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(services, "job_start", broken)
+    monkeypatch.setattr(run_summarize_job, "retry", lambda **_: pytest.fail("retried a bug"))
+    with pytest.raises(ValueError):
+        run_summarize_job(org_id=str(job.org_id), job_id=str(job.pk))
