@@ -41,6 +41,39 @@ class JobOutputSerializer(serializers.ModelSerializer):
         return {"code": job.error.get("code", "error"), "detail": job.error.get("detail", "")}
 
 
+def _iso(moment) -> str | None:
+    """DRF's DateTimeField output (ISO 8601, UTC as Z)."""
+    if moment is None:
+        return None
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _uuid(value) -> str | None:
+    return str(value) if value is not None else None
+
+
+def job_output(job: Job) -> dict:
+    """What JobOutputSerializer (the documented shape) gives, without building a DRF
+    ModelSerializer's fields for every job — it runs for each of a job's events and
+    each job of a list."""
+    return {
+        "id": str(job.pk),
+        "kind": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "document": _uuid(job.document_id),
+        "summary": _uuid(job.summary_id),
+        "result": job.result,
+        "error": {"code": job.error.get("code", "error"), "detail": job.error.get("detail", "")} if job.error else None,
+        "attempts": job.attempts,
+        "created_by": _uuid(job.created_by_id),
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }
+
+
 class JobListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Job.Status.choices, required=False)
     kind = serializers.ChoiceField(choices=Job.Kind.choices, required=False)

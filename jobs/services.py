@@ -44,11 +44,9 @@ _EVENT_FOR_STATUS = {
 
 
 def job_publish(job: Job, type: str | None = None) -> None:
-    from .serializers import JobOutputSerializer
+    from .serializers import job_output
 
-    events.publish(
-        job.org_id, type or _EVENT_FOR_STATUS[job.status], JobOutputSerializer(job).data, user_id=job.created_by_id
-    )
+    events.publish(job.org_id, type or _EVENT_FOR_STATUS[job.status], job_output(job), user_id=job.created_by_id)
 
 
 def _transition(

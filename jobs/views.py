@@ -18,7 +18,7 @@ from organizations.tenancy import TenantViewSetMixin
 from . import services
 from .dispatch import job_dispatch_or_fail
 from .models import Job
-from .serializers import JobListQuerySerializer, JobOutputSerializer
+from .serializers import JobListQuerySerializer, JobOutputSerializer, job_output
 
 
 class JobStartingView:
@@ -42,7 +42,7 @@ def job_start_response(request, create_job: Callable[[], Job], *, scope: str, fi
             job = create_job()
         job_dispatch_or_fail(job)
         job.refresh_from_db()
-        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return Response(job_output(job), status=status.HTTP_202_ACCEPTED)
 
     return idempotent(request, scope=scope, fingerprint=fingerprint, create=create)
 
@@ -81,10 +81,10 @@ class JobViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModel
         if "kind" in params:
             queryset = queryset.filter(kind=params["kind"])
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(JobOutputSerializer(page, many=True).data)
+        return self.get_paginated_response([job_output(job) for job in page])
 
     @extend_schema(request=None, responses={202: JobOutputSerializer, 409: ConflictErrorResponseSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, *args, **kwargs):
         job = services.job_cancel(job=self.get_object())
-        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return Response(job_output(job), status=status.HTTP_202_ACCEPTED)

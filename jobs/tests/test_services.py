@@ -172,3 +172,26 @@ def test_other_errors_before_the_claim_are_not_retried(job, monkeypatch):
     monkeypatch.setattr(run_summarize_job, "retry", lambda **_: pytest.fail("retried a bug"))
     with pytest.raises(ValueError):
         run_summarize_job(org_id=str(job.org_id), job_id=str(job.pk))
+
+
+def test_job_output_matches_the_documented_serializer(job, tenant):
+    """Events and lists build the job's JSON with job_output(); it must equal what the
+    documented JobOutputSerializer gives, in every state."""
+    import json
+
+    from jobs.serializers import JobOutputSerializer, job_output
+
+    def same(j):
+        expected = json.loads(json.dumps(JobOutputSerializer(j).data))
+        assert json.loads(json.dumps(job_output(j))) == expected
+
+    same(job)  # queued, fresh from create()
+    same(reload(job))
+    started = services.job_start(job_id=job.pk)
+    same(started)
+    failed = services.job_fail(job_id=job.pk, lease_token=started.lease_token, code="llm_timeout", detail="slow")
+    same(failed)
+    Job.unscoped_objects.filter(pk=job.pk).update(error={"detail": "no code"}, result={"calls": 2, "x": [1, None]})
+    same(reload(job))
+    Job.unscoped_objects.filter(pk=job.pk).update(created_by=None, error={})
+    same(reload(job))
