@@ -1,6 +1,15 @@
-"""Serializer behaviour shared by every input serializer of the API."""
+"""Serializer behaviour shared by every input serializer of the API, and the output
+helpers of the hand-built (hot-path) representations."""
 
 from rest_framework import serializers
+
+
+def api_datetime(moment) -> str | None:
+    """A datetime as DRF's DateTimeField outputs it (ISO 8601, UTC as Z); None stays None."""
+    if moment is None:
+        return None
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class StrictInputSerializer(serializers.Serializer):

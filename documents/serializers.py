@@ -4,7 +4,7 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.serializers import StrictInputSerializer
+from config.serializers import StrictInputSerializer, api_datetime
 
 from .models import Document
 from .services import MAX_METADATA_BYTES
@@ -51,12 +51,6 @@ class DocumentListOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def _iso(moment) -> str:
-    """DRF's DateTimeField output (ISO 8601, UTC as Z)."""
-    text = moment.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 def document_list_row(row: dict) -> dict:
     """One list row from `selectors.document_list_values(...)` — what DocumentListOutputSerializer
     (the documented shape) gives for a model instance, without building a model instance and a
@@ -75,8 +69,8 @@ def document_list_row(row: dict) -> dict:
         "sha256": row["sha256"],
         "file_name": file.rsplit("/", 1)[-1] if file else None,
         "created_by": str(created_by) if created_by is not None else None,
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
+        "created_at": api_datetime(row["created_at"]),
+        "updated_at": api_datetime(row["updated_at"]),
         "summary_count": row["summary_count"],
     }
 

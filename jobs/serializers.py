@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from config.serializers import api_datetime
+
 from .models import Job
 
 
@@ -41,14 +43,6 @@ class JobOutputSerializer(serializers.ModelSerializer):
         return {"code": job.error.get("code", "error"), "detail": job.error.get("detail", "")}
 
 
-def _iso(moment) -> str | None:
-    """DRF's DateTimeField output (ISO 8601, UTC as Z)."""
-    if moment is None:
-        return None
-    text = moment.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 def _uuid(value) -> str | None:
     return str(value) if value is not None else None
 
@@ -68,9 +62,9 @@ def job_output(job: Job) -> dict:
         "error": {"code": job.error.get("code", "error"), "detail": job.error.get("detail", "")} if job.error else None,
         "attempts": job.attempts,
         "created_by": _uuid(job.created_by_id),
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
+        "created_at": api_datetime(job.created_at),
+        "started_at": api_datetime(job.started_at),
+        "finished_at": api_datetime(job.finished_at),
     }
 
 
