@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -43,14 +43,23 @@ _EVENT_FOR_STATUS = {
 }
 
 
-def job_publish(job: Job, type: str | None = None) -> None:
+def job_publish(job: Job, type: str | None = None, also: Sequence[tuple[str, dict[str, Any], Any]] = ()) -> None:
+    """The job's event, followed by `also` — other `(type, data, user_id)` events of the same
+    transaction, stored and sent together with it."""
     from .serializers import job_output
 
-    events.publish(job.org_id, type or _EVENT_FOR_STATUS[job.status], job_output(job), user_id=job.created_by_id)
+    first = (type or _EVENT_FOR_STATUS[job.status], job_output(job), job.created_by_id)
+    events.publish_together(job.org_id, [first, *also])
 
 
 def _transition(
-    job_id, *, from_statuses, owner_token: str | None = None, event: str | None = "auto", **changes
+    job_id,
+    *,
+    from_statuses,
+    owner_token: str | None = None,
+    event: str | None = "auto",
+    also: Sequence[tuple[str, dict[str, Any], Any]] = (),
+    **changes,
 ) -> Job | None:
     """The one guarded UPDATE. Returns the updated job, or None when the guard failed.
 
@@ -65,7 +74,7 @@ def _transition(
             return None
         job = Job.unscoped_objects.get(pk=job_id)
         if event:
-            job_publish(job, None if event == "auto" else event)
+            job_publish(job, None if event == "auto" else event, also)
     if job.status in Job.FINISHED and changes.get("status") in Job.FINISHED:
         from config.metrics import record_job_finished
 
@@ -125,11 +134,15 @@ def job_set_progress(*, job_id, lease_token: str, progress: int) -> bool:
     return job is not None
 
 
-def job_succeed(*, job_id, lease_token: str, result: dict[str, Any], summary=None) -> Job | None:
+def job_succeed(
+    *, job_id, lease_token: str, result: dict[str, Any], summary=None, also: Sequence[tuple[str, dict, Any]] = ()
+) -> Job | None:
+    """Mark succeeded; `also`: events to publish right after job.succeeded (e.g. summary.created)."""
     return _transition(
         job_id,
         from_statuses=[Status.RUNNING],
         owner_token=lease_token,
+        also=also,
         status=Status.SUCCEEDED,
         progress=100,
         result=result,

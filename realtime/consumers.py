@@ -207,8 +207,15 @@ class EventsConsumer(AsyncWebsocketConsumer):
             self.last_seq = event["seq"]
 
     # -- live events ----------------------------------------------------------------------
+    async def event_batch(self, message):
+        """Several events of one transaction (events.publish_together), in order."""
+        for event in message["events"]:
+            await self._live(event)
+
     async def event_message(self, message):
-        event: Event = message["event"]
+        await self._live(message["event"])
+
+    async def _live(self, event: Event) -> None:
         seq = event.get("seq")
         if seq is not None:
             if seq <= self.last_seq:

@@ -87,77 +87,101 @@ def build_event(org_id, type: str, data: dict[str, Any], user_id=None) -> Event:
 def publish(org_id, type: EventType, data: dict[str, Any], user_id=None) -> Event:
     """Queue an event for the org's sockets; stored and sent when the transaction commits."""
     event = build_event(org_id, type, data, user_id)
-    transaction.on_commit(lambda: send_now(event))
+    transaction.on_commit(lambda: send_now([event]))
     return event
 
 
-# PostgreSQL: number and store the event in one statement (one round trip, atomic on its own).
-# The UPDATE's row lock orders concurrent publishers of one org until the statement commits.
+def publish_together(org_id, items: list[tuple[EventType, dict[str, Any], Any]]) -> list[Event]:
+    """Queue several events of one org that one transaction produces — `(type, data, user_id)`
+    each, in order. At commit they are numbered and stored in one statement and reach each
+    socket as one channel message."""
+    group = [build_event(org_id, type, data, user_id) for type, data, user_id in items]
+    transaction.on_commit(lambda: send_now(group))
+    return group
+
+
+# PostgreSQL: number and store a group of events in one statement (one round trip, atomic on
+# its own). The UPDATE's row lock orders concurrent publishers of one org until it commits.
+# Parameters: count, org id, count, org id, then six per event (_STORE_ROW).
 _STORE_SQL = """
 WITH numbered AS (
-    UPDATE organizations_organization SET event_seq = event_seq + 1 WHERE id = %(org_id)s RETURNING event_seq
+    UPDATE organizations_organization SET event_seq = event_seq + %s::int WHERE id = %s::uuid RETURNING event_seq
 )
 INSERT INTO realtime_storedevent (created_at, updated_at, org_id, seq, event_id, type, data, user_id)
-SELECT %(created_at)s, %(created_at)s, %(org_id)s, numbered.event_seq, %(event_id)s, %(type)s, %(data)s, %(user_id)s
-FROM numbered
-RETURNING seq
+SELECT e.created_at, e.created_at, %s::uuid, numbered.event_seq - %s::int + e.position, e.event_id, e.type,
+       e.data, e.user_id
+FROM numbered, (VALUES {rows}) AS e(position, created_at, event_id, type, data, user_id)
+RETURNING event_id, seq
 """
+_STORE_ROW = "(%s::int, %s::timestamptz, %s::uuid, %s::text, %s::jsonb, %s::uuid)"
 
 
-def store(event: Event) -> Event:
-    """Give the event its org sequence number and keep it for replay."""
+def store(group: list[Event]) -> list[Event]:
+    """Give each event of one org its sequence number (in order) and keep them for replay."""
     from organizations.models import Organization
 
     from .models import StoredEvent
 
-    envelope = event["envelope"]
+    org_id = group[0]["envelope"]["org_id"]
     if connection.vendor == "postgresql":
         from psycopg.types.json import Jsonb
 
+        params: list[Any] = []
+        for position, event in enumerate(group, start=1):
+            envelope = event["envelope"]
+            params += [
+                position,
+                parse_datetime(envelope["created_at"]),
+                envelope["id"],
+                envelope["type"],
+                Jsonb(envelope["data"]),
+                event["user_id"],
+            ]
+        sql = _STORE_SQL.format(rows=", ".join([_STORE_ROW] * len(group)))
         with connection.cursor() as cursor:
-            cursor.execute(
-                _STORE_SQL,
-                {
-                    "org_id": envelope["org_id"],
-                    "created_at": parse_datetime(envelope["created_at"]),
-                    "event_id": envelope["id"],
-                    "type": envelope["type"],
-                    "data": Jsonb(envelope["data"]),
-                    "user_id": event["user_id"],
-                },
-            )
-            row = cursor.fetchone()
-        if row is None:
-            raise Organization.DoesNotExist(f"organization {envelope['org_id']} is gone")
-        return {**event, "seq": row[0]}
+            cursor.execute(sql, [len(group), org_id, org_id, len(group), *params])
+            numbers = {str(event_id): seq for event_id, seq in cursor.fetchall()}
+        if not numbers:
+            raise Organization.DoesNotExist(f"organization {org_id} is gone")
+        return [{**event, "seq": numbers[event["envelope"]["id"]]} for event in group]
     with transaction.atomic():
         # The row lock orders concurrent publishers of one org: numbers follow commit order.
-        Organization.objects.filter(pk=envelope["org_id"]).update(event_seq=F("event_seq") + 1)
-        seq = Organization.objects.filter(pk=envelope["org_id"]).values_list("event_seq", flat=True).get()
-        StoredEvent.unscoped_objects.create(
-            org_id=envelope["org_id"],
-            seq=seq,
-            event_id=envelope["id"],
-            type=envelope["type"],
-            data=envelope["data"],
-            user_id=event["user_id"],
-            created_at=parse_datetime(envelope["created_at"]),
+        Organization.objects.filter(pk=org_id).update(event_seq=F("event_seq") + len(group))
+        last = Organization.objects.filter(pk=org_id).values_list("event_seq", flat=True).get()
+        numbered = [{**event, "seq": last - len(group) + position} for position, event in enumerate(group, start=1)]
+        StoredEvent.unscoped_objects.bulk_create(
+            StoredEvent(
+                org_id=org_id,
+                seq=event["seq"],
+                event_id=event["envelope"]["id"],
+                type=event["envelope"]["type"],
+                data=event["envelope"]["data"],
+                user_id=event["user_id"],
+                created_at=parse_datetime(event["envelope"]["created_at"]),
+            )
+            for event in numbered
         )
-    return {**event, "seq": seq}
+    return numbered
 
 
-def send_now(event: Event) -> None:
+def send_now(group: list[Event]) -> None:
+    """Store a group of one org's events, then send them to the org's sockets."""
+    names = ", ".join(f"{event['envelope']['type']} {event['envelope']['id']}" for event in group)
     try:
-        event = store(event)
-    except Exception:  # keep going: live sockets still get it, replay will not
-        logger.warning("could not store %s event %s", event["envelope"]["type"], event["envelope"]["id"], exc_info=True)
+        group = store(group)
+    except Exception:  # keep going: live sockets still get them, replay will not
+        logger.warning("could not store events %s", names, exc_info=True)
     layer = get_channel_layer()
     if layer is None:
         return
+    org = org_group(group[0]["envelope"]["org_id"])
+    message = (
+        {"type": "event.message", "event": group[0]} if len(group) == 1 else {"type": "event.batch", "events": group}
+    )
     try:
-        sender.run(layer.group_send, org_group(event["envelope"]["org_id"]), {"type": "event.message", "event": event})
+        sender.run(layer.group_send, org, message)
     except Exception:  # the channel layer is down: sockets will see the gap and catch up
-        logger.warning("could not send %s event %s", event["envelope"]["type"], event["envelope"]["id"], exc_info=True)
+        logger.warning("could not send events %s", names, exc_info=True)
 
 
 def stored_envelope(row) -> Event:

@@ -17,7 +17,6 @@ from jobs.dispatch import queue_for
 from jobs.lease import LeaseKeeper
 from jobs.models import Job
 from organizations.models import Organization
-from realtime import events
 from templates_app.models import Template
 from templates_app.placeholders import RenderContext
 
@@ -178,6 +177,7 @@ def _store(job, token, document, template, provider_name, options, result: Summa
                 parameters={"max_words": options.max_words, "temperature": options.temperature, "model": options.model},
                 created_by_id=job.created_by_id,
             )
+            summary.stale = False
             finished = job_services.job_succeed(
                 job_id=job.pk,
                 lease_token=token,
@@ -188,11 +188,11 @@ def _store(job, token, document, template, provider_name, options, result: Summa
                     "chunks": result.chunk_count,
                     "calls": result.calls,
                 },
+                # job.succeeded and summary.created: stored and sent together after the commit
+                also=[("summary.created", SummaryOutputSerializer(summary).data, None)],
             )
             if finished is None:  # cancelled or taken away meanwhile: keep nothing
                 raise _Abandon()
-            summary.stale = False
-            events.publish(job.org_id, "summary.created", SummaryOutputSerializer(summary).data)
     except _Abandon:
         logger.info("job %s finished elsewhere or was cancelled; summary discarded", job.pk)
     except IntegrityError:

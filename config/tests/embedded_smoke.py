@@ -81,6 +81,12 @@ def main() -> None:
         time.sleep(0.05)
     check(state["status"] == "succeeded", f"embedded job {state}")
     summary = client.get(f"/api/v1/summaries/{state['summary']}/").json()
+    from realtime.models import StoredEvent
+
+    stored = list(StoredEvent.unscoped_objects.order_by("seq").values_list("seq", "type"))
+    check([seq for seq, _ in stored] == list(range(1, len(stored) + 1)), f"event numbers {stored}")
+    types = [kind for _, kind in stored]
+    check(types[-2:] == ["job.succeeded", "summary.created"], f"closing events stored together {types}")
     check("budget" in summary["content"].lower() and "rained" not in summary["content"], f"summary {summary}")
     patched = client.patch(f"/api/v1/documents/{doc_id}/", {"content": "Plums"}, format="json")
     check(patched.json()["content"] == "Plums", "update")

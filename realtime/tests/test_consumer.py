@@ -67,7 +67,7 @@ async def connect(user=None, *, token=None, via="protocol", query="", headers=No
 
 async def publish(org, type, data, user_id=None) -> dict:
     event = events.build_event(org.id, type, data, user_id)
-    await sync_to_async(events.send_now)(event)
+    await sync_to_async(events.send_now)([event])
     return event["envelope"]
 
 
@@ -262,7 +262,7 @@ class TestReplayAndGaps:
     async def test_a_missed_live_event_is_caught_up_from_the_store(self, org_a):
         ws, _, _ = await connect(org_a.member)
         dropped = events.build_event(org_a.org.id, "document.created", {"id": "dropped"})
-        await sync_to_async(events.store)(dropped)  # stored, but its live message never arrives
+        await sync_to_async(events.store)([dropped])  # stored, but its live message never arrives
         after = await publish(org_a.org, "document.created", {"id": "after"})
         assert await receive(ws) == dropped["envelope"]
         assert await receive(ws) == after
@@ -316,3 +316,34 @@ class TestDispatch:
         assert await receive(ws) == {"type": "pong"}
         assert hops == []
         await ws.disconnect()
+
+
+class TestEventsPublishedTogether:
+    async def test_numbered_in_order_stored_and_delivered_per_visibility(self, org_a):
+        """publish_together: one statement numbers and stores the group, one channel message
+        carries it, and each socket still applies visibility per event."""
+        from realtime.models import StoredEvent
+
+        admin_ws, _, _ = await connect(org_a.admin)
+        member_ws, _, _ = await connect(org_a.member)
+        group = [
+            events.build_event(org_a.org.id, "job.succeeded", {"id": "j1"}, org_a.admin.id),  # the admin's job
+            events.build_event(org_a.org.id, "summary.created", {"id": "s1"}),
+        ]
+        await sync_to_async(events.send_now)(group)
+        assert [(await receive(admin_ws))["type"] for _ in range(2)] == ["job.succeeded", "summary.created"]
+        assert (await receive(member_ws))["type"] == "summary.created"  # not someone else's job event
+        await assert_silent(member_ws)
+        rows = await sync_to_async(
+            lambda: list(
+                StoredEvent.unscoped_objects.filter(org=org_a.org.id).order_by("seq").values_list("seq", "type")
+            )
+        )()
+        assert [kind for _, kind in rows][-2:] == ["job.succeeded", "summary.created"]
+        assert [seq for seq, _ in rows] == list(range(1, len(rows) + 1))
+        # a socket that reconnects after the group's first event replays the second
+        replay_ws, _, _ = await connect(org_a.admin, query=f"?since={group[0]['envelope']['id']}")
+        assert (await receive(replay_ws))["data"] == {"id": "s1"}
+        await replay_ws.disconnect()
+        await admin_ws.disconnect()
+        await member_ws.disconnect()
