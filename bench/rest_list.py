@@ -198,14 +198,6 @@ def _server(name: str, app: str, env: dict[str, str]) -> load.Server:
     return load.Server(name, argv, env, port, probe)
 
 
-def pool_available() -> bool:
-    try:
-        import psycopg_pool  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _rotations(names: list[str], rounds: int):
     for r in range(rounds):
         k = r % len(names)
@@ -285,16 +277,7 @@ def run(scale: str) -> dict:
     org_docs = cfg["documents"] // ORGS
 
     env = bench_env(DB, REDIS_DB, **EXTRA_ENV)
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    project_pools = bool(database.get("OPTIONS", {}).get("pool"))
-    servers = {"precis": _server("precis", PRECIS_APP, env)}
-    if not project_pools and pool_available():
-        servers["precis+pool"] = _server(
-            "precis-pool", PRECIS_APP, dict(env, DJANGO_SETTINGS_MODULE="bench._rest_settings")
-        )
-    servers["raw"] = _server("raw", RAW_APP, env)
+    servers = {"precis": _server("precis", PRECIS_APP, env), "raw": _server("raw", RAW_APP, env)}
     try:
         _start(servers)
         ok, how = same_answer(fetch(servers["precis"].port, PATH, token), fetch(servers["raw"].port, PATH, token))
@@ -375,30 +358,11 @@ def run(scale: str) -> dict:
             f"per request and {share_precis:.0%} of Precis' (so another server, e.g. uvicorn, could not change the "
             "ratio much; not measured)."
         )
-    if project_pools:
-        pool_note = (
-            " Precis uses a process-wide psycopg connection pool (config/settings/base.py); before it, CONN_MAX_AGE "
-            "under ASGI opened a PostgreSQL connection per request (a fresh thread per request, connections per "
-            "thread) and ended in `too many clients` and 503s under this load."
-        )
-    else:
-        pool_note = (
-            " Precis' settings open a PostgreSQL connection per request under ASGI (CONN_MAX_AGE with a fresh "
-            "thread per request, connections per thread); old ones linger until garbage collection (see the "
-            "connections row) and under sustained load PostgreSQL refuses new ones (`too many clients`: 503s, see "
-            "the errors row)."
-        )
-        if "precis+pool" in servers:
-            pool_note += (
-                " `precis+pool` is the same Precis with Django's psycopg pool (bench/_rest_settings.py), the "
-                "recommended fix."
-            )
-    health_note = ""
-    if database.get("CONN_HEALTH_CHECKS") and database.get("CONN_MAX_AGE"):
-        health_note = (
-            " With CONN_MAX_AGE a reused connection also gets an uncaptured `SELECT 1` health check per request "
-            "(CONN_HEALTH_CHECKS)."
-        )
+    pool_note = (
+        " Precis uses a psycopg connection pool per process (config/settings/base.py DATABASES OPTIONS pool, "
+        "CONN_MAX_AGE 0); before it, CONN_MAX_AGE under ASGI opened a PostgreSQL connection per request (a fresh "
+        "thread per request, connections per thread) and ended in `too many clients` and 503s under this load."
+    )
     result = {
         "title": "REST list vs the raw limit",
         "method": (
@@ -434,7 +398,7 @@ def run(scale: str) -> dict:
             "capacity rather than a flat 50 req/s because 50 req/s is close to Precis' whole capacity on this "
             "machine, where its p50 would measure queueing, not service time. Queries: Django (4.2+) also logs the "
             "BEGIN and COMMIT of ATOMIC_REQUESTS, so the strict non-SAVEPOINT count is 4 statements (see details)."
-            f"{health_note} All servers share the 2 cores with wrk and PostgreSQL; absolute numbers move with "
+            " All servers share the 2 cores with wrk and PostgreSQL; absolute numbers move with "
             "the machine's noise, the ratios come from interleaved rounds."
         ),
     }

@@ -7,10 +7,13 @@ broadcast server (bench/_ws_baseline.py) holding the same number of sockets.
   (bench/_ws_client.py); on daphne each authenticates with its own user's access token
   (`Sec-WebSocket-Protocol: bearer, <token>`), one user per socket;
 - in each round one event per organization is published: on Precis with
-  `realtime.events.send_now(build_event(...))` from this process (stored, then group_send
-  through channels-redis), on the baseline with a trigger message; rounds alternate
-  which server goes first, and every socket's latency is its arrival time minus the
-  publish time (`time.monotonic()`, the same clock in every process of the machine);
+  `realtime.events.send_now([build_event(...)])` from this process, which stands in for a
+  Celery worker and publishes as one does (`realtime.sender.use_background_loop()`, as
+  config/celery.py calls at worker start: the event is stored in one SQL statement, then
+  group_send runs on one long-lived event loop through channels-redis), on the baseline
+  with a trigger message; rounds alternate which server goes first, and every socket's
+  latency is its arrival time minus the publish time (`time.monotonic()`, the same clock
+  in every process of the machine);
 - every socket must get every event of its own org and none of any other org;
 - idle cost: CPU of the daphne process over 10 s with the sockets open and quiet, and
   over one full `REALTIME_RECHECK_S` period (each socket re-reads its user once per
@@ -22,9 +25,9 @@ socket_timeout 15 s; config/settings/base.py), `EventsConsumer.dispatch` without
 close_old_connections hop per live event (realtime/consumers.py) and `gc.freeze()` at the end of
 config/asgi.py; every run measures them.
 
-`--with-fixes gc-threshold,publisher` runs the same measurement with changes applied inside this
-harness (see FIXES; nothing in the app is edited) and `--profile DIR` records py-spy profiles;
-both print their result instead of saving it.
+`--with-fixes gc-threshold` runs the same measurement with a change applied inside this harness
+(see FIXES; nothing in the app is edited) and `--profile DIR` records py-spy profiles; both print
+their result instead of saving it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._ws_fixes import PublisherLoop
 from bench._ws_procs import Client, Processes, ask_all, cpu_percent, free_port, raise_nofile, rss_bytes, wait_for_port
 from bench.common import ROOT, bench_env, figure, median, parse_scale, percentile, save_result, setup_django
 
@@ -57,7 +59,6 @@ KIB_PER_SOCKET_TARGET = 100.0
 CLIENTS = 2
 FIXES = {
     "gc-threshold": "gc.set_threshold(50_000, 20, 100) (bench/_ws_asgi.py)",
-    "publisher": "send_now's group_send on one long-lived loop, as in a Celery worker (realtime.sender)",
 }
 PASSWORD_HASH_SOURCE = "bench-ws-password-not-used-for-login"
 
@@ -113,7 +114,7 @@ def publish_precis(orgs, key: str) -> dict[str, float]:
     durations = {}
     for org in orgs:
         t0 = time.monotonic()
-        send_now(build_event(org.id, "document.created", event_data(org, key, t0)))
+        send_now([build_event(org.id, "document.created", event_data(org, key, t0))])
         durations[str(org.id)] = (time.monotonic() - t0) * 1000
     return durations
 
@@ -132,37 +133,33 @@ def publish_baseline(control, orgs, key: str) -> dict[str, float]:
 
 
 def publish_breakdown(orgs, repeats: int = 10) -> dict[str, float]:
-    """The parts of send_now, timed apart (medians, ms): the store transaction; group_send
-    through async_to_sync as send_now does it in this process (`realtime.sender.run` outside a
-    Celery worker: a new event loop, so a new Redis connection, per call); and group_send on one
-    long-lived loop (bench/_ws_fixes.py), as a Celery worker sends, for comparison.
+    """The parts of send_now, timed apart (medians, ms): `store()` (one SQL statement on
+    PostgreSQL); group_send through `realtime.sender.run` as send_now does it in a worker (one
+    long-lived loop, its Redis pool kept); and, for comparison, group_send through
+    `async_to_sync` as workers sent before (a new event loop, so a new Redis connection, per call).
     Run last: the stored events make the next live event look like a gap to the sockets."""
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
+    from realtime import sender
     from realtime.events import build_event, org_group, store
 
     layer = get_channel_layer()
-    stores, sends, persistent = [], [], []
-    publisher = PublisherLoop()
-    try:
-        for i in range(repeats):
-            org = orgs[i % len(orgs)]
-            event = build_event(org.id, "document.created", event_data(org, f"probe-{i}", time.monotonic()))
-            t = time.monotonic()
-            event = store(event)
-            stores.append((time.monotonic() - t) * 1000)
-            message = {"type": "event.message", "event": {**event, "seq": None}}
-            t = time.monotonic()
-            async_to_sync(layer.group_send)(org_group(org.id), message)
-            sends.append((time.monotonic() - t) * 1000)
-            t = time.monotonic()
-            publisher.call(layer.group_send(org_group(org.id), message))
-            if i:  # the first call opens the pool
-                persistent.append((time.monotonic() - t) * 1000)
-    finally:
-        publisher.close()
-    return {"store_ms": median(stores), "group_send_ms": median(sends), "persistent_ms": median(persistent)}
+    stores, sends, per_call_loop = [], [], []
+    for i in range(repeats):
+        org = orgs[i % len(orgs)]
+        event = build_event(org.id, "document.created", event_data(org, f"probe-{i}", time.monotonic()))
+        t = time.monotonic()
+        event = store([event])[0]
+        stores.append((time.monotonic() - t) * 1000)
+        message = {"type": "event.message", "event": {**event, "seq": None}}
+        t = time.monotonic()
+        sender.run(layer.group_send, org_group(org.id), message)
+        sends.append((time.monotonic() - t) * 1000)
+        t = time.monotonic()
+        async_to_sync(layer.group_send)(org_group(org.id), message)
+        per_call_loop.append((time.monotonic() - t) * 1000)
+    return {"store_ms": median(stores), "group_send_ms": median(sends), "per_call_loop_ms": median(per_call_loop)}
 
 
 def event_data(org, key: str, t0: float) -> dict:
@@ -270,9 +267,10 @@ def close(clients, target: str) -> None:
 
 
 def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None = None) -> dict:
-    """fixes (see FIXES; the channel layer, dispatch and gc.freeze() changes are in the app now):
-    "gc-threshold" serves bench/_ws_asgi.py, "publisher" runs send_now's group_send on one
-    long-lived loop as a Celery worker does (`realtime.sender.use_background_loop()`);
+    """The publisher (this process) sends like a Celery worker: `realtime.sender.use_background_loop()`
+    first, as config/celery.py does at worker start.
+    fixes (see FIXES; the channel layer, dispatch and gc.freeze() changes are in the app now):
+    "gc-threshold" serves bench/_ws_asgi.py;
     profile_dir: py-spy records daphne and this process (the publisher) during the rounds.
     With either, the result is printed, not saved."""
     unknown = set(fixes) - set(FIXES)
@@ -349,8 +347,7 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
                 for _ in range(count_per_org)
             ]
 
-        if "publisher" in fixes:
-            sender.use_background_loop()  # what config/celery.py does when a worker starts
+        sender.use_background_loop()  # the publisher stands in for a worker: what config/celery.py does at start
         with sync_connect(f"{baseline_url}/trigger", compression=None, proxy=None, ping_interval=None) as control:
             # -- warm-up: imports, DB and Redis connections, code paths -------------------------
             t = time.monotonic()
@@ -418,8 +415,8 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
                     )
                     time.sleep(0.3)
             stop_profilers(spies)
-            if "publisher" in fixes and sender._loop is None:
-                progress("send_now never used realtime.sender's background loop: 'publisher' changed nothing")
+            if sender._loop is None:
+                progress("send_now never used realtime.sender's background loop: not publishing as a worker does")
             phases["rounds"] = time.monotonic() - t
 
             # -- idle over a full recheck period ----------------------------------------------
@@ -498,10 +495,10 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
         "publish call per org, Precis `send_now`: median / max": (
             f"{f1(median(publish_ms['precis']))} ms / {f1(max(publish_ms['precis']))} ms"
         ),
-        "timed apart (medians): `store()` / `group_send` via `async_to_sync` (a new loop per call) / "
-        "`group_send` on one long-lived loop": (
+        "timed apart (medians): `store()` / `group_send` via `realtime.sender.run` (one long-lived loop, "
+        "as send_now in a worker) / `group_send` via `async_to_sync` (a new loop per call, as workers sent before)": (
             f"{f1(breakdown['store_ms'])} ms / {f1(breakdown['group_send_ms'])} ms / "
-            f"{f1(breakdown['persistent_ms'])} ms"
+            f"{f1(breakdown['per_call_loop_ms'])} ms"
         ),
         "publish call per org, baseline trigger: median": f"{median(publish_ms['baseline']):.2f} ms",
         "delivered, Precis / baseline": (
@@ -542,15 +539,17 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
     notes = [
         "Both servers share 2 noisy cores with PostgreSQL, Redis and the client processes; absolute "
         "latencies include the clients' own scheduling, which hits both servers alike.",
-        "The Precis latency starts before `send_now`, which first stores the event (a transaction taking "
-        "the org's row lock) and then calls `group_send` through `realtime.sender.run`: in this process, "
-        "unlike a Celery worker, that is `async_to_sync` (a new loop per call), and channels-redis keeps its "
-        "Redis connections per event loop, so each publish also opens and closes a connection (see the "
-        "timings apart in the details; `--with-fixes publisher` publishes as a worker does).",
+        "The Precis latency starts before `send_now`, which first stores the event (on PostgreSQL one "
+        "statement: UPDATE of the org's event_seq, taking its row lock, and INSERT of the event) and then "
+        "calls `group_send` through `realtime.sender.run`. The benchmark process stands in for a Celery "
+        "worker and publishes as one does: `realtime.sender.use_background_loop()` (config/celery.py at "
+        "worker start), so every send runs on one long-lived event loop whose channels-redis connection "
+        "pool is kept; the details time the parts apart, with the old `async_to_sync` send (a new loop and "
+        "Redis connection per event) for comparison.",
         "The app includes the blocking-pool channel layer (realtime/layers.py), the consumer's dispatch "
         "without a thread hop per event and gc.freeze() after start-up (config/asgi.py).",
-        "`--with-fixes a,b` (not saved) measures changes in this harness "
-        f"({', '.join(FIXES)}); `--profile DIR` records py-spy profiles of daphne and the publisher.",
+        "`--with-fixes gc-threshold` (not saved) measures a change in this harness "
+        f"({'; '.join(FIXES.values())}); `--profile DIR` records py-spy profiles of daphne and the publisher.",
     ]
     crashes = daphne_errors(log_dir / "daphne.log")
     details["consumer crashes in the daphne log"] = (
@@ -588,8 +587,10 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
             f"trigger) each hold {n} sockets over {ORGS} organizations, opened "
             f"from {CLIENTS} asyncio client processes (`websockets`, no compression, no client pings). Each Precis "
             f"socket authenticates with its own user's access token (`bearer` subprotocol). A round publishes one "
-            f"`document.created` per org — on Precis with `realtime.events.send_now(build_event(...))` from the "
-            f"benchmark process (stored in PostgreSQL, then `group_send`), on the baseline with a trigger carrying the "
+            f"`document.created` per org — on Precis with `realtime.events.send_now([build_event(...)])` from the "
+            f"benchmark process, which publishes as a Celery worker does (`realtime.sender.use_background_loop()` "
+            f"first: stored in PostgreSQL in one statement, then `group_send` on one long-lived event loop "
+            f"through `realtime.sender`), on the baseline with a trigger carrying the "
             f"same envelope — and every socket's latency is its arrival time minus the publish call's start "
             f"(`time.monotonic()`, one clock for all processes). {config['rounds']} rounds, alternating which server "
             f"goes first; the figure is the median over rounds of each server's p99 over all sockets. After a "
@@ -613,7 +614,7 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
 
 def main() -> None:
     argv = sys.argv[1:]
-    options = {"--with-fixes": "", "--profile": None}  # --with-fixes gc-threshold,publisher; --profile DIR
+    options = {"--with-fixes": "", "--profile": None}  # --with-fixes gc-threshold; --profile DIR
     for option in options:
         if option in argv:
             at = argv.index(option)
