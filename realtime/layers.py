@@ -3,8 +3,8 @@
 1. **A cancellation that lands at the wrong moment is swallowed** inside redis-py's blocking
    pop (redis/redis-py#2028): the consumer's `receive()` task then keeps issuing BZPOPMIN for
    ever after its socket closed. Each closed socket would leak a task and a Redis connection
-   in the daphne process. `receive()` here runs the library's receive in an inner task and,
-   when it is cancelled, cancels that task until it has really finished.
+   in the daphne process. `receive_single()` here runs the library's blocking pop in an inner
+   task and, when it is cancelled, cancels that task until it has really finished.
 2. **A burst of sockets exhausts the connection pool**: redis-py's asyncio `ConnectionPool`
    raises `MaxConnectionsError("Too many connections")` past `max_connections` commands in
    flight instead of waiting, which crashes consumers (close 1011) and, in `disconnect`, leaves
@@ -35,12 +35,22 @@ class PrecisRedisChannelLayer(RedisChannelLayer):
         host.setdefault("timeout", 10)  # seconds to wait for a free connection
         return BlockingConnectionPool.from_url(address, **host)
 
-    async def receive(self, channel):
-        inner = asyncio.ensure_future(super().receive(channel))
+    async def receive_single(self, channel):
+        """The one blocking pop (done by whichever receiver holds the receive lock), in an
+        inner task: if this is cancelled, the inner task is cancelled until it has really
+        finished. Wrapping only here — not every receive() — adds nothing per socket and
+        message."""
+        inner = asyncio.ensure_future(super().receive_single(channel))
         try:
             return await asyncio.shield(inner)
         except asyncio.CancelledError:
             await _cancel_until_done(inner)
+            if channel.endswith("!") and not inner.cancelled() and inner.exception() is None:
+                # The pop completed as we were cancelled: hand its message over as
+                # receive() would have, so no socket of this process misses it.
+                message_channel, message = inner.result()
+                for target in message_channel if isinstance(message_channel, list) else [message_channel]:
+                    self.receive_buffer[target].put_nowait(message)
             raise
 
 

@@ -75,3 +75,38 @@ async def test_a_burst_beyond_the_pool_waits_instead_of_failing():
     assert received == [{"type": "ping"}] * 60
     await asyncio.gather(*(layer.group_discard("burst", channel) for channel in channels))
     await layer.flush()
+
+
+async def test_a_pop_that_completes_as_its_receiver_is_cancelled_still_reaches_the_others(monkeypatch):
+    """Whichever local receiver holds the receive lock pops for the whole process. If it is
+    cancelled (its socket closed) just as its pop returned, the message must still reach the
+    process's other channels."""
+    from channels_redis.core import RedisChannelLayer
+
+    layer = layer_from_settings()
+    closing, staying = await layer.new_channel(), await layer.new_channel()
+    popped = asyncio.Event()
+
+    queued = [([staying], {"type": "hello"})]  # one message on the process's queue
+
+    popping = asyncio.Event()
+
+    async def pop_that_returns_when_told(self, channel):
+        popping.set()
+        await popped.wait()
+        if not queued:
+            await asyncio.Event().wait()  # nothing more arrives
+        return queued.pop()
+
+    monkeypatch.setattr(RedisChannelLayer, "receive_single", pop_that_returns_when_told)
+    holder = asyncio.ensure_future(layer.receive(closing))  # first in: takes the lock and pops
+    await asyncio.wait_for(popping.wait(), timeout=5)
+    other = asyncio.ensure_future(layer.receive(staying))
+    for _ in range(5):
+        await asyncio.sleep(0)  # the other receiver waits on the lock and its buffer
+    popped.set()
+    await asyncio.sleep(0)  # the pop completes...
+    holder.cancel()  # ...and the cancel lands before the holder resumes with its message
+    done, _ = await asyncio.wait({holder}, timeout=5)
+    assert done and holder.cancelled()
+    assert await asyncio.wait_for(other, timeout=5) == {"type": "hello"}
