@@ -27,29 +27,41 @@ async def test_settings_use_this_layer():
     assert layer.hosts[0]["socket_timeout"] > layer.brpop_timeout
 
 
-async def test_a_receive_cancelled_at_any_moment_finishes():
+def reader_of(layer: PrecisRedisChannelLayer, channel: str) -> asyncio.Task:
+    return layer._readers[layer.non_local_name(channel)]
+
+
+async def test_the_reader_cancelled_at_any_moment_finishes():
     """redis-py swallows a cancellation that lands at one moment of the blocking pop
-    (redis/redis-py#2028); the library's receive then loops for ever. Cancel at every
-    step of the receive's start-up and require each to finish promptly."""
+    (redis/redis-py#2028); the library's receive then loops for ever. Cancel the process's
+    reader at every step of its start-up and require each to finish promptly."""
     layer = layer_from_settings()
-    await layer.new_channel()  # warm the connection pool
+    await layer.new_channel()
     outcomes = []
     for steps in range(40):
         channel = await layer.new_channel()
         receive = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0)  # the receive starts the reader
+        reader = reader_of(layer, channel)
         for _ in range(steps):
-            await asyncio.sleep(0)  # let the receive advance one step
+            await asyncio.sleep(0)  # let the reader advance one step
+        reader.cancel()
         receive.cancel()
-        done, _ = await asyncio.wait({receive}, timeout=3)
-        outcomes.append("finished" if done else "still running")
-        if not done:
-            receive.cancel()
+        done, _ = await asyncio.wait({reader, receive}, timeout=3)
+        outcomes.append("finished" if len(done) == 2 else "still running")
     assert outcomes == ["finished"] * 40
-    assert all(task.cancelled() for task in [receive])
-    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in leftovers:
-        await asyncio.wait({task}, timeout=1)
-    assert [task for task in leftovers if not task.done()] == []
+    assert layer.receive_buffer == {}  # cancelled receives leave no buffers behind
+
+
+async def test_a_closing_socket_does_not_disturb_the_others():
+    layer = layer_from_settings()
+    closing, staying = await layer.new_channel(), await layer.new_channel()
+    waits = [asyncio.ensure_future(layer.receive(c)) for c in (closing, staying)]
+    await asyncio.sleep(0.1)
+    waits[0].cancel()
+    await layer.send(staying, {"type": "still here"})
+    assert await asyncio.wait_for(waits[1], timeout=5) == {"type": "still here"}
+    assert not reader_of(layer, staying).done()
 
 
 async def test_quiet_receive_outlives_the_blocking_pop():
@@ -77,21 +89,17 @@ async def test_a_burst_beyond_the_pool_waits_instead_of_failing():
     await layer.flush()
 
 
-async def test_a_pop_that_completes_as_its_receiver_is_cancelled_still_reaches_the_others(monkeypatch):
-    """Whichever local receiver holds the receive lock pops for the whole process. If it is
-    cancelled (its socket closed) just as its pop returned, the message must still reach the
-    process's other channels."""
+async def test_a_pop_that_completes_as_the_reader_is_cancelled_still_reaches_its_channel(monkeypatch):
+    """If the process's reader is cancelled just as its pop returned (e.g. at shutdown of a
+    loop), the popped message is still put in its channel's buffer."""
     from channels_redis.core import RedisChannelLayer
 
     layer = layer_from_settings()
-    closing, staying = await layer.new_channel(), await layer.new_channel()
-    popped = asyncio.Event()
+    channel = await layer.new_channel()
+    popping, popped = asyncio.Event(), asyncio.Event()
+    queued = [([channel], {"type": "hello"})]  # one message on the process's queue
 
-    queued = [([staying], {"type": "hello"})]  # one message on the process's queue
-
-    popping = asyncio.Event()
-
-    async def pop_that_returns_when_told(self, channel):
+    async def pop_that_returns_when_told(self, real_channel):
         popping.set()
         await popped.wait()
         if not queued:
@@ -99,14 +107,12 @@ async def test_a_pop_that_completes_as_its_receiver_is_cancelled_still_reaches_t
         return queued.pop()
 
     monkeypatch.setattr(RedisChannelLayer, "receive_single", pop_that_returns_when_told)
-    holder = asyncio.ensure_future(layer.receive(closing))  # first in: takes the lock and pops
+    receive = asyncio.ensure_future(layer.receive(channel))
     await asyncio.wait_for(popping.wait(), timeout=5)
-    other = asyncio.ensure_future(layer.receive(staying))
-    for _ in range(5):
-        await asyncio.sleep(0)  # the other receiver waits on the lock and its buffer
+    reader = reader_of(layer, channel)
     popped.set()
     await asyncio.sleep(0)  # the pop completes...
-    holder.cancel()  # ...and the cancel lands before the holder resumes with its message
-    done, _ = await asyncio.wait({holder}, timeout=5)
-    assert done and holder.cancelled()
-    assert await asyncio.wait_for(other, timeout=5) == {"type": "hello"}
+    reader.cancel()  # ...and the cancel lands before the reader resumes with its message
+    done, _ = await asyncio.wait({reader}, timeout=5)
+    assert done and reader.cancelled()
+    assert await asyncio.wait_for(receive, timeout=5) == {"type": "hello"}
