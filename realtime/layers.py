@@ -56,13 +56,13 @@ class PrecisRedisChannelLayer(RedisChannelLayer):
             return await super().receive(channel)
         assert self.require_valid_channel_name(channel)
         self._ensure_reader(self.non_local_name(channel))
-        buffer = self.receive_buffer[channel]
+        buffer = self.receive_buffer[channel]  # kept while the socket lives: no queue per message
         try:
-            message = await buffer.get()
-        finally:
+            return await buffer.get()
+        except asyncio.CancelledError:
             if buffer.empty() and self.receive_buffer.get(channel) is buffer:
-                del self.receive_buffer[channel]  # no queue left behind by a closed socket
-        return message
+                del self.receive_buffer[channel]  # the socket is closing: leave no queue behind
+            raise
 
     def _ensure_reader(self, real_channel: str) -> None:
         loop = asyncio.get_running_loop()
