@@ -547,7 +547,19 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
         "pool is kept; the details time the parts apart, with the old `async_to_sync` send (a new loop and "
         "Redis connection per event) for comparison.",
         "The app includes the blocking-pool channel layer (realtime/layers.py), the consumer's dispatch "
-        "without a thread hop per event and gc.freeze() after start-up (config/asgi.py).",
+        "without a thread hop per event and gc.freeze() after start-up (config/asgi.py). The layer's "
+        "receive: one reader task per daphne process pops the process's messages (one per event: "
+        "channels-redis sends a group message once per process) and puts it in each local socket's "
+        "buffer; a socket's receive waits on its buffer. channels-redis' own receive made every waiting "
+        "socket race for a lock with two new tasks per message (about 30 % of daphne's CPU in fan-out); "
+        "with it the full-scale ratio was 6.5-8.0x over three runs, with the reader 2.9-4.3x over four.",
+        "Where daphne's time goes now (py-spy during the full-scale rounds, share of busy samples): "
+        "channels' per-consumer dispatch and routing about 25 %, Twisted socket writes 16 %, our "
+        "consumer's handler 13 % (json.dumps 3 %), daphne/autobahn frame building 11 %, the layer's "
+        "buffer get 3 % and Redis pop 2 %. The bare server writes each frame from one coroutine of the "
+        "`websockets` library; per socket and event, Precis goes through Channels' consumer dispatch, "
+        "daphne's reply queue and autobahn. Rounds vary a lot on this shared 2-core machine (see the "
+        "per-round ratios).",
         "`--with-fixes gc-threshold` (not saved) measures a change in this harness "
         f"({'; '.join(FIXES.values())}); `--profile DIR` records py-spy profiles of daphne and the publisher.",
     ]
