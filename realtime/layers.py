@@ -36,7 +36,9 @@ READER_RETRY_S = 1.0
 class PrecisRedisChannelLayer(RedisChannelLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._readers: dict[str, asyncio.Task] = {}
+        # One reader per event loop (daphne has one; a short-lived loop, e.g. async_to_sync outside
+        # a server, gets its own, cancelled with its loop) and per process channel.
+        self._readers: dict[tuple[int, str], asyncio.Task] = {}
 
     def create_pool(self, index):
         host = dict(self.hosts[index])
@@ -66,9 +68,12 @@ class PrecisRedisChannelLayer(RedisChannelLayer):
 
     def _ensure_reader(self, real_channel: str) -> None:
         loop = asyncio.get_running_loop()
-        reader = self._readers.get(real_channel)
-        if reader is None or reader.done() or reader.get_loop() is not loop:
-            self._readers[real_channel] = loop.create_task(self._read(real_channel), name="channel-layer-reader")
+        key = (id(loop), real_channel)
+        reader = self._readers.get(key)
+        if reader is None or reader.done():
+            for stale in [k for k, task in self._readers.items() if task.done()]:
+                del self._readers[stale]  # readers of loops that have closed
+            self._readers[key] = loop.create_task(self._read(real_channel), name="channel-layer-reader")
 
     async def _read(self, real_channel: str) -> None:
         """Pop the process's messages for ever and put each in its channels' buffers."""

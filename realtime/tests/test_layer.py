@@ -10,8 +10,6 @@ from django.conf import settings
 
 from realtime.layers import PrecisRedisChannelLayer
 
-pytestmark = pytest.mark.asyncio
-
 
 def layer_from_settings(**host_overrides) -> PrecisRedisChannelLayer:
     config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
@@ -19,6 +17,7 @@ def layer_from_settings(**host_overrides) -> PrecisRedisChannelLayer:
     return PrecisRedisChannelLayer(**{**config, "hosts": hosts, "prefix": "precis-ws-test"})
 
 
+@pytest.mark.asyncio
 async def test_settings_use_this_layer():
     layer = get_channel_layer()
     assert isinstance(layer, PrecisRedisChannelLayer)
@@ -28,9 +27,10 @@ async def test_settings_use_this_layer():
 
 
 def reader_of(layer: PrecisRedisChannelLayer, channel: str) -> asyncio.Task:
-    return layer._readers[layer.non_local_name(channel)]
+    return layer._readers[(id(asyncio.get_running_loop()), layer.non_local_name(channel))]
 
 
+@pytest.mark.asyncio
 async def test_the_reader_cancelled_at_any_moment_finishes():
     """redis-py swallows a cancellation that lands at one moment of the blocking pop
     (redis/redis-py#2028); the library's receive then loops for ever. Cancel the process's
@@ -53,6 +53,7 @@ async def test_the_reader_cancelled_at_any_moment_finishes():
     assert layer.receive_buffer == {}  # cancelled receives leave no buffers behind
 
 
+@pytest.mark.asyncio
 async def test_a_closing_socket_does_not_disturb_the_others():
     layer = layer_from_settings()
     closing, staying = await layer.new_channel(), await layer.new_channel()
@@ -64,6 +65,7 @@ async def test_a_closing_socket_does_not_disturb_the_others():
     assert not reader_of(layer, staying).done()
 
 
+@pytest.mark.asyncio
 async def test_quiet_receive_outlives_the_blocking_pop():
     layer = layer_from_settings()
     channel = await layer.new_channel()
@@ -76,6 +78,7 @@ async def test_quiet_receive_outlives_the_blocking_pop():
     assert await asyncio.wait_for(receive, timeout=5) == {"type": "hello"}
 
 
+@pytest.mark.asyncio
 async def test_a_burst_beyond_the_pool_waits_instead_of_failing():
     layer = layer_from_settings(max_connections=3)
     channels = [await layer.new_channel() for _ in range(60)]
@@ -89,6 +92,7 @@ async def test_a_burst_beyond_the_pool_waits_instead_of_failing():
     await layer.flush()
 
 
+@pytest.mark.asyncio
 async def test_a_pop_that_completes_as_the_reader_is_cancelled_still_reaches_its_channel(monkeypatch):
     """If the process's reader is cancelled just as its pop returned (e.g. at shutdown of a
     loop), the popped message is still put in its channel's buffer."""
@@ -116,3 +120,25 @@ async def test_a_pop_that_completes_as_the_reader_is_cancelled_still_reaches_its
     done, _ = await asyncio.wait({reader}, timeout=5)
     assert done and reader.cancelled()
     assert await asyncio.wait_for(receive, timeout=5) == {"type": "hello"}
+
+
+@pytest.mark.asyncio
+async def test_one_reader_per_event_loop_and_none_left_by_closed_loops():
+    """A receive on a short-lived loop (async_to_sync outside a server) gets a reader of its
+    own, cancelled with that loop; it must not replace the server loop's reader, or the server
+    loop would start a second one at its next receive (one more per health check)."""
+    layer = layer_from_settings()
+
+    async def roundtrip() -> dict:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "ping"})
+        return await asyncio.wait_for(layer.receive(channel), timeout=5)
+
+    assert await roundtrip() == {"type": "ping"}  # this loop's reader
+    for _ in range(3):
+        assert await asyncio.to_thread(asyncio.run, roundtrip()) == {"type": "ping"}
+        assert await roundtrip() == {"type": "ping"}
+    here = asyncio.get_running_loop()
+    readers = [task for task in asyncio.all_tasks(here) if task.get_name() == "channel-layer-reader"]
+    assert len(readers) == 1
+    assert len(layer._readers) <= 2  # this loop's, and at most the last closed loop's (done)
