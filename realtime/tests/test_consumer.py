@@ -347,3 +347,35 @@ class TestEventsPublishedTogether:
         await replay_ws.disconnect()
         await admin_ws.disconnect()
         await member_ws.disconnect()
+
+
+class TestDispatchLoop:
+    async def test_client_and_layer_messages_are_all_handled_in_order(self, org_a):
+        ws, _, _ = await connect(org_a.admin)
+        for n in range(20):
+            await publish(org_a.org, "document.created", {"id": f"d{n}"})
+            await ws.send_to(text_data='{"type": "ping"}')
+        seen = [await receive(ws) for _ in range(40)]
+        assert [m["data"]["id"] for m in seen if m.get("type") == "document.created"] == [f"d{n}" for n in range(20)]
+        assert sum(m == {"type": "pong"} for m in seen) == 20
+        await ws.disconnect()
+
+    async def test_a_failing_channel_receive_ends_the_consumer(self, org_a, monkeypatch):
+        """As in channels: an error from a message source ends the application (daphne then
+        closes the socket with 1011), instead of leaving a socket that silently gets nothing."""
+        import asyncio
+
+        from realtime.layers import PrecisRedisChannelLayer
+
+        redis_gone = asyncio.Event()
+
+        async def receive_until_redis_is_gone(self, channel):
+            await redis_gone.wait()
+            raise ConnectionError("redis is gone")
+
+        monkeypatch.setattr(PrecisRedisChannelLayer, "receive", receive_until_redis_is_gone)
+        ws, connected, _ = await connect(org_a.admin)
+        assert connected
+        redis_gone.set()
+        with pytest.raises(ConnectionError):
+            await ws.receive_output(timeout=3)
