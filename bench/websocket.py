@@ -552,14 +552,17 @@ def run(scale: str, fixes: frozenset[str] = frozenset(), profile_dir: str | None
         "channels-redis sends a group message once per process) and puts it in each local socket's "
         "buffer; a socket's receive waits on its buffer. channels-redis' own receive made every waiting "
         "socket race for a lock with two new tasks per message (about 30 % of daphne's CPU in fan-out); "
-        "with it the full-scale ratio was 6.5-8.0x over three runs, with the reader 2.9-4.3x over four.",
-        "Where daphne's time goes now (py-spy during the full-scale rounds, share of busy samples): "
-        "channels' per-consumer dispatch and routing about 25 %, Twisted socket writes 16 %, our "
-        "consumer's handler 13 % (json.dumps 3 %), daphne/autobahn frame building 11 %, the layer's "
-        "buffer get 3 % and Redis pop 2 %. The bare server writes each frame from one coroutine of the "
-        "`websockets` library; per socket and event, Precis goes through Channels' consumer dispatch, "
-        "daphne's reply queue and autobahn. Rounds vary a lot on this shared 2-core machine (see the "
-        "per-round ratios).",
+        "with it the full-scale ratio was 6.5-8.0x over three runs, with the reader 2.9-4.3x over five.",
+        "The consumer also replaces channels' `await_many_dispatch` (a new task and an `asyncio.wait` per "
+        "message) with one pump per message source feeding a one-slot inbox (realtime/consumers.py "
+        "`_dispatch_in_order`): py-spy busy samples of daphne over the full-scale rounds fell from 646 to "
+        "314, and the ratio from 3.36-3.49x to 2.2-3.1x over three runs.",
+        "Where daphne's time goes now (py-spy during the full-scale rounds, share of busy samples): the "
+        "dispatch loop and routing about 17 %, our consumer's handler 16 % (json.dumps 2 %), daphne/autobahn "
+        "frame sending 15 %, Twisted socket writes 14 %, the layer's buffer get 7 % and Redis pop 3 %. "
+        "The bare server writes each frame from one coroutine of the `websockets` library; per socket and "
+        "event, Precis goes through Channels' consumer, daphne's reply path and autobahn. Rounds vary a lot "
+        "on this shared 2-core machine (see the per-round ratios).",
         "`--with-fixes gc-threshold` (not saved) measures a change in this harness "
         f"({'; '.join(FIXES.values())}); `--profile DIR` records py-spy profiles of daphne and the publisher.",
     ]
