@@ -58,7 +58,12 @@ async def test_a_closing_socket_does_not_disturb_the_others():
     layer = layer_from_settings()
     closing, staying = await layer.new_channel(), await layer.new_channel()
     waits = [asyncio.ensure_future(layer.receive(c)) for c in (closing, staying)]
-    await asyncio.sleep(0.1)
+
+    async def both_waiting() -> None:
+        while not all(c in layer.receive_buffer for c in (closing, staying)):  # each is at its buffer
+            await asyncio.sleep(0)  # one loop step at a time, bounded by the deadline below
+
+    await asyncio.wait_for(both_waiting(), timeout=5)
     waits[0].cancel()
     await layer.send(staying, {"type": "still here"})
     assert await asyncio.wait_for(waits[1], timeout=5) == {"type": "still here"}
