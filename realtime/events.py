@@ -166,11 +166,10 @@ def store(group: list[Event]) -> list[Event]:
 
 def send_now(group: list[Event]) -> None:
     """Store a group of one org's events, then send them to the org's sockets."""
-    names = ", ".join(f"{event['envelope']['type']} {event['envelope']['id']}" for event in group)
     try:
         group = store(group)
     except Exception:  # keep going: live sockets still get them, replay will not
-        logger.warning("could not store events %s", names, exc_info=True)
+        logger.warning("could not store events %s", _names(group), exc_info=True)
     layer = get_channel_layer()
     if layer is None:
         return
@@ -181,7 +180,12 @@ def send_now(group: list[Event]) -> None:
     try:
         sender.run(layer.group_send, org, message)
     except Exception:  # the channel layer is down: sockets will see the gap and catch up
-        logger.warning("could not send events %s", names, exc_info=True)
+        logger.warning("could not send events %s", _names(group), exc_info=True)
+
+
+def _names(group: list[Event]) -> str:
+    """For log lines only (not built on the path that succeeds)."""
+    return ", ".join(f"{event['envelope']['type']} {event['envelope']['id']}" for event in group)
 
 
 def stored_envelope(row) -> Event:
