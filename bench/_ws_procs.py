@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.common import ROOT, free_port  # noqa: F401 - free_port is part of this module's API
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -22,12 +24,6 @@ def raise_nofile() -> tuple[int, int]:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -73,10 +69,17 @@ class Processes:
     def start(self, name: str, args: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         kwargs.setdefault("stdout", log)
+        kwargs.setdefault("cwd", ROOT)
         proc = subprocess.Popen(args, env=env, stderr=log, start_new_session=True, **kwargs)
         proc._bench_log = log  # type: ignore[attr-defined]
         self.children.append((name, proc))
         return proc
+
+    def check(self) -> None:
+        """Raise if a child has exited."""
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}")
 
     def log_tail(self, name: str, chars: int = 2000) -> str:
         with contextlib.suppress(OSError):

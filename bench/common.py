@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -158,3 +159,10 @@ def parse_scale(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", choices=SCALES, default="small")
     return parser.parse_args(argv if argv is not None else sys.argv[1:]).scale
+
+
+def free_port() -> int:
+    """A free TCP port on loopback for a server this benchmark starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from bench.common import ROOT, Timer, bench_env, figure, median, parse_scale, save_result, setup_django
+from bench.common import ROOT, Timer, bench_env, figure, free_port, median, parse_scale, save_result, setup_django
 
 DB, REDIS_DB = "precis_bench_extraction", 5
 
@@ -83,12 +82,6 @@ def throughput(rounds: int, pdf: bytes, pdf_pages: int, docx_bytes: bytes, docx_
     return {key: median(values) for key, values in samples.items()}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -128,7 +121,7 @@ def upload_memory(upload: bytes) -> dict[str, float]:
                 name="Bench upload", admin_email="bench-upload@precis.test", admin_password="bench-password-0123456789"
             )
     token = token_pair_for(user)["access"]
-    port = _free_port()
+    port = free_port()
     env = bench_env(
         DB,
         REDIS_DB,

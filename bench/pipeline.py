@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,18 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from bench.common import ROOT, bench_env, figure, median, parse_scale, percentile, save_result, setup_django
+from bench._ws_procs import Processes
+from bench.common import (
+    ROOT,
+    bench_env,
+    figure,
+    free_port,
+    median,
+    parse_scale,
+    percentile,
+    save_result,
+    setup_django,
+)
 
 DB_NAME = "precis_bench_pipeline"
 REDIS_DB = 7
@@ -93,43 +103,6 @@ DOCUMENT_TEXT = "\n\n".join(" ".join(SENTENCES[i : i + 3]) for i in range(0, len
 def _venv_bin(name: str) -> str:
     candidate = ROOT / ".venv" / "bin" / name
     return str(candidate) if candidate.exists() else str(Path(sys.executable).parent / name)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Processes:
-    """Every child this benchmark starts; `stop()` ends each of them by its own pid."""
-
-    def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
-        self.children: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
-        kwargs.setdefault("stdout", log)
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=log, **kwargs)
-        self.children.append((name, process))
-        return process
-
-    def check(self) -> None:
-        for name, process in self.children:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / (name + '.log')}")
-
-    def stop(self) -> None:
-        for _name, process in reversed(self.children):
-            if process.poll() is None:
-                process.terminate()
-        for _name, process in reversed(self.children):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -303,7 +276,7 @@ class Baseline:
         if self.consumer.poll() is None:
             self.redis.lpush(QUEUE, STOP)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.consumer.wait(timeout=10)  # else Processes.stop() ends it
+                self.consumer.wait(timeout=10)  # else Processes.stop_all() ends it
 
 
 # -- Precis rounds ----------------------------------------------------------------------------------
@@ -533,7 +506,7 @@ def run(scale: str) -> dict:
     pg_logs = _pg_log_sizes()
     client = baseline = None
     try:
-        port = _free_port()
+        port = free_port()
         daphne = processes.start(
             "daphne",
             [_venv_bin("daphne"), "--access-log", "/dev/null", "-b", "127.0.0.1", "-p", str(port),
@@ -618,7 +591,7 @@ def run(scale: str) -> dict:
         loop.stop()
         if baseline is not None:
             baseline.stop()
-        processes.stop()
+        processes.stop_all()
         monitor.__exit__()
     daphne_errors = _application_errors(log_dir / "daphne.log")
     deadlocks = _pg_deadlocks_since(pg_logs)
