@@ -6,12 +6,16 @@ Served by daphne: `daphne config.asgi:application`.
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 # Django must be set up before anything imports models (the routing does).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from config.asgi_http import OneHopASGIHandler  # noqa: E402
+
+django_asgi_app = OneHopASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "csp",
     "channels",
     "django_celery_results",
+    "config.apps.PrecisConfig",
     "organizations",
     "accounts",
     "documents",

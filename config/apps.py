@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class PrecisConfig(AppConfig):
+    """Project-wide wiring that belongs to no single app."""
+
+    name = "config"
+    label = "precis_config"
+
+    def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from .postgres import use_fast_timestamptz_loader
+
+        connection_created.connect(use_fast_timestamptz_loader, dispatch_uid="precis-timestamptz")

@@ -1,0 +1,89 @@
+"""The ASGI handler runs the sync middleware stack and the view in one thread hop."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref import sync
+from asgiref.sync import async_to_sync
+from django.core.handlers.asgi import ASGIHandler
+
+from config.asgi import django_asgi_app
+from config.asgi_http import OneHopASGIHandler
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def get(app, path: str, headers: list[tuple[bytes, bytes]] = ()) -> tuple[int, dict[bytes, bytes], bytes]:
+    sent: list[dict] = []
+    delivered = False
+
+    async def receive():
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # no disconnect while the answer is prepared
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    async_to_sync(app)(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), body
+
+
+@pytest.fixture
+def hops(monkeypatch):
+    """Counts the sync_to_async calls made while serving (each one is a thread round trip)."""
+    calls: list[str] = []
+    original = sync.SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        calls.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(sync.SyncToAsync, "__call__", counting)
+    return calls
+
+
+def test_the_project_serves_http_with_the_one_hop_handler():
+    assert isinstance(django_asgi_app, OneHopASGIHandler)
+
+
+def test_middleware_and_view_take_one_hop_where_django_takes_several(hops):
+    status, headers, body = get(OneHopASGIHandler(), "/api/v1/jobs/", [(b"x-request-id", b"req-1")])
+    ours = list(hops)
+    hops.clear()
+    django_status, _, django_body = get(ASGIHandler(), "/api/v1/jobs/", [(b"x-request-id", b"req-1")])
+
+    # The same answer: the 401 in the error shape, with the middleware's headers.
+    assert (status, body) == (django_status, django_body) == (status, body)
+    assert status == 401
+    assert json.loads(body)["errors"][0]["code"] == "not_authenticated"
+    assert headers[b"X-Request-ID"] == b"req-1"
+    assert b"Content-Security-Policy" in headers
+    # request_started, the whole stack, response.close (+ Django's log line for a 4xx).
+    assert ours.count("BaseHandler.get_response") == 1
+    assert len(ours) <= 4, ours
+    assert len(hops) >= len(ours) + 3, hops
+
+
+def test_an_unknown_route_still_answers_the_json_404():
+    status, _, body = get(OneHopASGIHandler(), "/api/nowhere/")
+    assert status == 404
+    assert json.loads(body)["type"] == "client_error"
