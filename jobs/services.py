@@ -72,7 +72,7 @@ def _transition(
     with transaction.atomic():
         if rows.update(**changes, updated_at=timezone.now()) != 1:
             return None
-        job = Job.unscoped_objects.get(pk=job_id)
+        job = Job.unscoped_objects.select_related("org").get(pk=job_id)  # task bodies read job.org
         if event:
             job_publish(job, None if event == "auto" else event, also)
     if job.status in Job.FINISHED and changes.get("status") in Job.FINISHED:

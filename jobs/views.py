@@ -41,7 +41,7 @@ def job_start_response(request, create_job: Callable[[], Job], *, scope: str, fi
         with transaction.atomic():
             job = create_job()
         job_dispatch_or_fail(job)
-        job.refresh_from_db()
+        # The job as created (queued): a worker may already have moved it on, which its events tell.
         return Response(job_output(job), status=status.HTTP_202_ACCEPTED)
 
     return idempotent(request, scope=scope, fingerprint=fingerprint, create=create)

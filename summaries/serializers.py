@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from config.serializers import StrictInputSerializer
+from config.serializers import StrictInputSerializer, api_datetime
 
 from .models import Summary
 
@@ -37,6 +37,38 @@ class SummaryOutputSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+
+def summary_output(summary: Summary) -> dict:
+    """What SummaryOutputSerializer (the documented shape) gives, without building a DRF
+    ModelSerializer's fields each time: it runs for every summary.created event and every
+    row of a summary list. `stale` is the list's annotation (False for a new summary)."""
+    return {
+        "id": str(summary.pk),
+        "document": _uuid(summary.document_id),
+        "job": _uuid(summary.job_id),
+        "template": _uuid(summary.template_id),
+        "template_name": summary.template_name,
+        "content": summary.content,
+        "provider": summary.provider,
+        "model": summary.model,
+        "prompt_tokens": summary.prompt_tokens,
+        "completion_tokens": summary.completion_tokens,
+        "latency_ms": summary.latency_ms,
+        "status": summary.status,
+        "stale": getattr(summary, "stale", False),
+        "strategy": summary.strategy,
+        "chunk_count": summary.chunk_count,
+        "truncated": summary.truncated,
+        "prompt_sha256": summary.prompt_sha256,
+        "parameters": summary.parameters,
+        "created_by": _uuid(summary.created_by_id),
+        "created_at": api_datetime(summary.created_at),
+    }
+
+
+def _uuid(value) -> str | None:
+    return None if value is None else str(value)
 
 
 class SummarizeOptionsSerializer(StrictInputSerializer):

@@ -152,7 +152,7 @@ def _summarize(job: Job) -> None:
 
 
 def _store(job, token, document, template, provider_name, options, result: SummaryResult) -> None:
-    from .serializers import SummaryOutputSerializer
+    from .serializers import summary_output
 
     try:
         with transaction.atomic():
@@ -189,7 +189,7 @@ def _store(job, token, document, template, provider_name, options, result: Summa
                     "calls": result.calls,
                 },
                 # job.succeeded and summary.created: stored and sent together after the commit
-                also=[("summary.created", SummaryOutputSerializer(summary).data, None)],
+                also=[("summary.created", summary_output(summary), None)],
             )
             if finished is None:  # cancelled or taken away meanwhile: keep nothing
                 raise _Abandon()

@@ -17,6 +17,7 @@ from .serializers import (
     SummarizeInputSerializer,
     SummaryListQuerySerializer,
     SummaryOutputSerializer,
+    summary_output,
 )
 
 
@@ -93,7 +94,7 @@ class SummaryViewSet(
         if "document" in params.validated_data:
             queryset = queryset.filter(document_id=params.validated_data["document"])
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(SummaryOutputSerializer(page, many=True).data)
+        return self.get_paginated_response([summary_output(summary) for summary in page])
 
     def perform_destroy(self, instance: Summary) -> None:
         services.summary_delete(summary=instance, user=self.request.user)
