@@ -1,50 +1,21 @@
 """The ASGI handler runs the sync middleware stack and the view in one thread hop."""
 
-import asyncio
 import json
 
 import pytest
 from asgiref import sync
-from asgiref.sync import async_to_sync
 from django.core.handlers.asgi import ASGIHandler
 
 from config.asgi import django_asgi_app
 from config.asgi_http import OneHopASGIHandler
+from config.tests.asgi_client import serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def get(app, path: str, headers: list[tuple[bytes, bytes]] = ()) -> tuple[int, dict[bytes, bytes], bytes]:
-    sent: list[dict] = []
-    delivered = False
-
-    async def receive():
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # no disconnect while the answer is prepared
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    async_to_sync(app)(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], dict(start["headers"]), body
+    status, response_headers, body, _ = serve(app, "GET", path, list(headers), [b""])
+    return status, response_headers, body
 
 
 @pytest.fixture

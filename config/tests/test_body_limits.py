@@ -1,51 +1,21 @@
 """The ASGI body limit: oversized bodies are refused before Django spools them."""
 
-import asyncio
-
 import pytest
-from asgiref.sync import async_to_sync
 
 from config.asgi import application
 from config.body_limits import max_request_bytes
+from config.tests.asgi_client import serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def call(headers: list[tuple[bytes, bytes]], chunks: list[bytes]):
     """Drive the real ASGI application; returns (status, body, bytes the app pulled)."""
-    sent: list[dict] = []
-    pulled = 0
-    queue = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
-
-    async def receive():
-        nonlocal pulled
-        if queue:
-            message = queue.pop(0)
-            pulled += len(message["body"])
-            return message
-        await asyncio.Event().wait()  # like a real client: no disconnect while waiting for the answer
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/v1/documents/",
-        "raw_path": b"/api/v1/documents/",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"), *headers],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-    async_to_sync(application)(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    call.last_headers = dict(start.get("headers") or [])
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], body, pulled
+    status, response_headers, body, pulled = serve(
+        application, "POST", "/api/v1/documents/", [(b"content-type", b"application/json"), *headers], chunks
+    )
+    call.last_headers = response_headers
+    return status, body, pulled
 
 
 def test_declared_length_over_limit_refused_without_reading(settings):
