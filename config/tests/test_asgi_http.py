@@ -4,6 +4,7 @@ import json
 
 import pytest
 from asgiref import sync
+from asgiref.sync import markcoroutinefunction
 from django.core.handlers.asgi import ASGIHandler
 
 from config.asgi import django_asgi_app
@@ -58,3 +59,27 @@ def test_an_unknown_route_still_answers_the_json_404():
     status, _, body = get(OneHopASGIHandler(), "/api/nowhere/")
     assert status == 404
     assert json.loads(body)["type"] == "client_error"
+
+
+class AsyncOnlyMiddleware:
+    """A third-party style middleware that has no sync mode."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        response = await self.get_response(request)
+        response["X-Async-Only"] = "ran"
+        return response
+
+
+def test_an_async_only_middleware_still_runs(settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "config.tests.test_asgi_http.AsyncOnlyMiddleware"]
+    status, headers, body = get(OneHopASGIHandler(), "/api/v1/jobs/")
+    assert status == 401
+    assert headers[b"X-Async-Only"] == b"ran"
+    assert json.loads(body)["errors"][0]["code"] == "not_authenticated"
