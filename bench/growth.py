@@ -505,15 +505,9 @@ def _notes(plans: dict[str, str], ratios: dict[str, float], label: str) -> str:
     if ratios["common"] > 5:
         parts.append(
             f"Common-term search is {ratios['common']:.1f}× the selective one at {label}: the query ranks "
-            "(`ts_rank_cd`, cover density) every matching document of the org before it can sort and cut the page, "
-            "so its cost grows with the number of matches (every document of the org here), each reading and "
-            "decompressing a ~2 kB tsvector. The app has no candidate cap: documents/selectors.py `_search` "
-            "filters and annotates the rank over all matches. Suggested change: rank a bounded candidate set, "
-            "the first N matches the index scan yields (N≈500-1000), in a subquery: "
-            "`queryset.filter(pk__in=Subquery(queryset.filter(search_vector=query).values('pk')[:N]))` before the "
-            "rank annotation (unordered on purpose: ordering the candidates by created_at would let the planner "
-            "walk the org's whole created_at index for a rare term); the API docs then say that search ranks the "
-            "first N matches."
+            "(`ts_rank_cd`, cover density) up to SEARCH_RANK_CANDIDATES matching documents of the org "
+            "(documents/selectors.py `_search`) before it can sort and cut the page, each reading and "
+            "decompressing a ~2 kB tsvector; a lower cap makes it cheaper."
         )
     parts.append(
         f"Selective search SQL: {ratios['rare_sql_small']:.2f} ms at 10k, {ratios['rare_sql_large']:.2f} ms at "
@@ -534,9 +528,10 @@ def _notes(plans: dict[str, str], ratios: dict[str, float], label: str) -> str:
         parts.insert(
             0,
             "Every target met: list and cursor pages are index range scans on (org_id, created_at desc), "
-            "independent of the table size. Common-term search is not: it ranks every match in the org (SQL "
-            f"{ratios['common_sql_small']:.1f} ms for the org's matches at 10k, {ratios['common_sql_large']:.1f} ms "
-            f"at {label}), so with 10,000 documents per org (the full 1M scale) it misses.",
+            "independent of the table size. A common-term search ranks a bounded candidate set "
+            "(documents/selectors.py `_search`: the first SEARCH_RANK_CANDIDATES matches the GIN index yields), "
+            f"not every match of the org: its SQL takes {ratios['common_sql_small']:.1f} ms at 10k and "
+            f"{ratios['common_sql_large']:.1f} ms at {label}.",
         )
     parts.append(
         "EXPLAIN ANALYZE plans of both searches (and of any missed target) are in the result file under `plans`."
