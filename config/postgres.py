@@ -41,5 +41,5 @@ def timestamptz_loader(tz: dt.tzinfo | None) -> type:
 
 def use_fast_timestamptz_loader(sender, connection, **kwargs) -> None:
     """`connection_created` receiver: swap Django's loader on the new connection."""
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and hasattr(connection.connection, "adapters"):  # psycopg 3
         connection.connection.adapters.register_loader("timestamptz", timestamptz_loader(connection.timezone))
