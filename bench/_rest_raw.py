@@ -79,7 +79,7 @@ def _drf_datetime(value) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _page_size(query: dict[str, list[str]]) -> int:
+def page_size(query: dict[str, list[str]]) -> int:
     try:
         size = int(query["page_size"][0])
     except (KeyError, ValueError, IndexError):
@@ -89,7 +89,7 @@ def _page_size(query: dict[str, list[str]]) -> int:
     return min(size, MAX_PAGE_SIZE)
 
 
-def _authenticate(headers: list[tuple[bytes, bytes]]) -> dict | None:
+def authenticate(headers: list[tuple[bytes, bytes]]) -> dict | None:
     for name, value in headers:
         if name == b"authorization":
             parts = value.split()
@@ -124,38 +124,28 @@ def _next_link(scope: dict, position: str) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{scope['path']}?" + urlencode(sorted(query.items()), doseq=True)
 
 
-async def _list(scope, send) -> None:
-    global _last_body
-    claims = _authenticate(scope["headers"])
-    if claims is None:
-        await _send(send, 401, b'{"detail":"Authentication credentials were not provided."}')
-        return
-    query = parse_qs(scope.get("query_string", b"").decode())
-    size = _page_size(query)
-    pool = await _get_pool()
-    conn = await pool.get()
+def claimed_user_id(claims: dict) -> uuid.UUID | None:
     try:
-        async with conn.transaction():
-            try:
-                user_id = uuid.UUID(str(claims["user_id"]))
-            except ValueError:
-                user_id = None
-            user = None
-            if user_id is not None:
-                user = await (await conn.execute(USER_SQL, [user_id])).fetchone()
-            if (
-                user is None
-                or not user[1]
-                or user[3] is None
-                or str(user[3]) != claims.get("org_id")
-                or not user[4]
-                or claims.get("hash_password") != hashlib.md5(user[2].encode()).hexdigest().upper()
-            ):
-                await _send(send, 401, b'{"detail":"Token is not valid."}')
-                return
-            rows = await (await conn.execute(PAGE_SQL, [user[3], size + 1])).fetchall()
-    finally:
-        pool.put_nowait(conn)
+        return uuid.UUID(str(claims["user_id"]))
+    except ValueError:
+        return None
+
+
+def user_is_valid(user, claims: dict) -> bool:
+    """The USER_SQL row against the token: active user in an active org, the token's org,
+    the password-hash claim (accounts/tokens.py)."""
+    return not (
+        user is None
+        or not user[1]
+        or user[3] is None
+        or str(user[3]) != claims.get("org_id")
+        or not user[4]
+        or claims.get("hash_password") != hashlib.md5(user[2].encode()).hexdigest().upper()
+    )
+
+
+def list_body(rows: list, size: int, scope: dict) -> bytes:
+    """The JSON of a page from PAGE_SQL rows (size + 1 fetched: the extra one means a next page)."""
     page = rows[:size]
     results = [
         {
@@ -177,9 +167,34 @@ async def _list(scope, send) -> None:
         for r in page
     ]
     next_link = _next_link(scope, str(page[-1][11])) if len(rows) > size else None
-    body = json.dumps(
+    return json.dumps(
         {"next": next_link, "previous": None, "results": results}, ensure_ascii=False, separators=(",", ":")
     ).encode("utf-8")
+
+
+async def _list(scope, send) -> None:
+    global _last_body
+    claims = authenticate(scope["headers"])
+    if claims is None:
+        await _send(send, 401, b'{"detail":"Authentication credentials were not provided."}')
+        return
+    query = parse_qs(scope.get("query_string", b"").decode())
+    size = page_size(query)
+    pool = await _get_pool()
+    conn = await pool.get()
+    try:
+        async with conn.transaction():
+            user_id = claimed_user_id(claims)
+            user = None
+            if user_id is not None:
+                user = await (await conn.execute(USER_SQL, [user_id])).fetchone()
+            if not user_is_valid(user, claims):
+                await _send(send, 401, b'{"detail":"Token is not valid."}')
+                return
+            rows = await (await conn.execute(PAGE_SQL, [user[3], size + 1])).fetchall()
+    finally:
+        pool.put_nowait(conn)
+    body = list_body(rows, size, scope)
     _last_body = body
     await _send(send, 200, body)
 
