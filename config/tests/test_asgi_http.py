@@ -83,3 +83,44 @@ def test_an_async_only_middleware_still_runs(settings):
     assert status == 401
     assert headers[b"X-Async-Only"] == b"ran"
     assert json.loads(body)["errors"][0]["code"] == "not_authenticated"
+
+
+@pytest.fixture
+def finished(settings):
+    """request_finished signals, in order with what the fault URLconf's views record."""
+    from django.core.signals import request_finished
+
+    from config.tests import urls_faults
+
+    settings.ROOT_URLCONF = "config.tests.urls_faults"
+    urls_faults.EVENTS.clear()
+
+    def record(**kwargs):
+        urls_faults.EVENTS.append("request_finished")
+
+    request_finished.connect(record)
+    yield urls_faults.EVENTS
+    request_finished.disconnect(record)
+
+
+def test_an_ordinary_response_finishes_the_request_once(finished):
+    status, _, _ = get(OneHopASGIHandler(), "/api/v1/jobs/")
+    assert status == 401
+    assert finished == ["request_finished"]
+
+
+def test_a_streaming_response_is_closed_after_its_body_is_sent(finished):
+    status, _, body = get(OneHopASGIHandler(), "/api/v1/_test/streaming/")
+    assert status == 200 and body == b"part one, part two"
+    assert finished == ["body read", "request_finished"]
+
+
+def test_crashes_and_outages_keep_the_error_shape(finished, settings):
+    settings.DEBUG = False
+    status, _, body = get(OneHopASGIHandler(), "/api/v1/_test/crash/")
+    assert status == 500 and b"secret internal detail" not in body
+    assert json.loads(body)["type"] == "server_error"
+    status, _, body = get(OneHopASGIHandler(), "/api/v1/_test/db-down/")
+    assert status == 503
+    assert json.loads(body)["errors"][0]["code"] == "database_unavailable"
+    assert finished == ["request_finished", "request_finished"]
