@@ -33,7 +33,9 @@ from config.asgi_http import OneHopASGIHandler  # noqa: E402
 def documents(request) -> HttpResponse:
     claims = raw.authenticate([(b"authorization", request.headers.get("Authorization", "").encode())])
     if claims is None:
-        return HttpResponse(b'{"detail":"Authentication credentials were not provided."}', status=401)
+        return HttpResponse(
+            b'{"detail":"Authentication credentials were not provided."}', status=401, content_type="application/json"
+        )
     size = raw.page_size(parse_qs(request.META.get("QUERY_STRING", "")))
     user_id = raw.claimed_user_id(claims)
     with connection.cursor() as cursor:

@@ -5,11 +5,13 @@ Precis' views are synchronous (DRF), and so is most of its middleware. Django's
 the outer sync middleware runs in a thread, hops back to the event loop for the
 async-capable ones, and each `MiddlewareMixin` there runs `process_request` /
 `process_response` through `sync_to_async` again; `process_view` and the view hop
-once more. That is about six thread round trips per request, a third of the server's
-CPU for a small JSON answer (docs/benchmarks.md, REST list).
+once more, and so do the request_started signal and the response's close: about ten
+thread round trips per request (config/tests/test_asgi_http.py counts them; see
+docs/benchmarks.md, REST list).
 
 This handler loads the chain in sync mode, as WSGI does, and runs the whole of it
-(middleware, view, exception handling) in a single `sync_to_async` call. Request
+(middleware, view, exception handling) in a single `sync_to_async` call; three round
+trips remain (request_started, the stack, the response's close). Request
 parsing, the body, the response and disconnect handling stay Django's async code.
 The call is thread-sensitive like Django's own view calls, so it runs in the
 request's own thread (ASGIHandler's ThreadSensitiveContext), next to the

@@ -12,6 +12,11 @@ def api_datetime(moment) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def api_uuid(value) -> str | None:
+    """A UUID as DRF's UUIDField outputs it (hyphenated string); None stays None."""
+    return None if value is None else str(value)
+
+
 class StrictInputSerializer(serializers.Serializer):
     """Rejects unknown keys with a 400 naming them, instead of ignoring them.
 

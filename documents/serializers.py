@@ -4,7 +4,7 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.serializers import StrictInputSerializer, api_datetime
+from config.serializers import StrictInputSerializer, api_datetime, api_uuid
 
 from .models import Document
 from .services import MAX_METADATA_BYTES
@@ -56,7 +56,6 @@ def document_list_row(row: dict) -> dict:
     (the documented shape) gives for a model instance, without building a model instance and a
     serializer per row (the list's hot loop; docs/benchmarks.md)."""
     file = row["file"]
-    created_by = row["created_by_id"]
     return {
         "id": str(row["id"]),
         "title": row["title"],
@@ -68,7 +67,7 @@ def document_list_row(row: dict) -> dict:
         "char_count": row["char_count"],
         "sha256": row["sha256"],
         "file_name": file.rsplit("/", 1)[-1] if file else None,
-        "created_by": str(created_by) if created_by is not None else None,
+        "created_by": api_uuid(row["created_by_id"]),
         "created_at": api_datetime(row["created_at"]),
         "updated_at": api_datetime(row["updated_at"]),
         "summary_count": row["summary_count"],

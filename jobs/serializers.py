@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from config.serializers import api_datetime
+from config.serializers import api_datetime, api_uuid
 
 from .models import Job
 
@@ -43,10 +43,6 @@ class JobOutputSerializer(serializers.ModelSerializer):
         return {"code": job.error.get("code", "error"), "detail": job.error.get("detail", "")}
 
 
-def _uuid(value) -> str | None:
-    return str(value) if value is not None else None
-
-
 def job_output(job: Job) -> dict:
     """What JobOutputSerializer (the documented shape) gives, without building a DRF
     ModelSerializer's fields for every job — it runs for each of a job's events and
@@ -56,12 +52,12 @@ def job_output(job: Job) -> dict:
         "kind": job.kind,
         "status": job.status,
         "progress": job.progress,
-        "document": _uuid(job.document_id),
-        "summary": _uuid(job.summary_id),
+        "document": api_uuid(job.document_id),
+        "summary": api_uuid(job.summary_id),
         "result": job.result,
         "error": {"code": job.error.get("code", "error"), "detail": job.error.get("detail", "")} if job.error else None,
         "attempts": job.attempts,
-        "created_by": _uuid(job.created_by_id),
+        "created_by": api_uuid(job.created_by_id),
         "created_at": api_datetime(job.created_at),
         "started_at": api_datetime(job.started_at),
         "finished_at": api_datetime(job.finished_at),

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from config.serializers import StrictInputSerializer, api_datetime
+from config.serializers import StrictInputSerializer, api_datetime, api_uuid
 
 from .models import Summary
 
@@ -45,9 +45,9 @@ def summary_output(summary: Summary) -> dict:
     row of a summary list. `stale` is the list's annotation (False for a new summary)."""
     return {
         "id": str(summary.pk),
-        "document": _uuid(summary.document_id),
-        "job": _uuid(summary.job_id),
-        "template": _uuid(summary.template_id),
+        "document": api_uuid(summary.document_id),
+        "job": api_uuid(summary.job_id),
+        "template": api_uuid(summary.template_id),
         "template_name": summary.template_name,
         "content": summary.content,
         "provider": summary.provider,
@@ -62,13 +62,9 @@ def summary_output(summary: Summary) -> dict:
         "truncated": summary.truncated,
         "prompt_sha256": summary.prompt_sha256,
         "parameters": summary.parameters,
-        "created_by": _uuid(summary.created_by_id),
+        "created_by": api_uuid(summary.created_by_id),
         "created_at": api_datetime(summary.created_at),
     }
-
-
-def _uuid(value) -> str | None:
-    return None if value is None else str(value)
 
 
 class SummarizeOptionsSerializer(StrictInputSerializer):
