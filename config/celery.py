@@ -63,9 +63,30 @@ def _send_events_through_one_loop(**_):
     sender.use_background_loop()
 
 
+@signals.worker_ready.connect
+def _register_capacity(sender=None, **_):
+    """The worker's slots, for the scheduler (jobs.runtime); refreshed by the heartbeat."""
+    from jobs import runtime
+
+    try:
+        runtime.worker_ready(sender)
+    except Exception as exc:  # Redis down at start: the heartbeat registers it later
+        _log().warning("capacity registration failed", error=exc.__class__.__name__)
+
+
+@signals.worker_shutdown.connect
+def _unregister_capacity(**_):
+    from jobs import runtime
+
+    try:
+        runtime.worker_stopped()
+    except Exception as exc:  # its entry expires by itself
+        _log().info("capacity unregistration failed", error=exc.__class__.__name__)
+
+
 @signals.worker_process_init.connect
 @signals.worker_ready.connect
-def _start_heartbeat(sender=None, **_):
+def _start_heartbeat(sender=None, signal=None, **_):
     from django.conf import settings
 
     if settings.EMBEDDED:
@@ -73,13 +94,17 @@ def _start_heartbeat(sender=None, **_):
     import socket
 
     from config.metrics import worker_heartbeat
+    from jobs import runtime
 
     name = f"{socket.gethostname()}:{os.getpid()}"
+    main = signal is signals.worker_ready  # the main process holds the capacity registration
 
     def beat() -> None:
         while True:
             try:
                 worker_heartbeat(name)
+                if main:
+                    runtime.worker_refresh()
             except Exception as exc:  # Redis blip: try again next beat
                 _log().warning("heartbeat failed", error=exc.__class__.__name__)
             time.sleep(15)

@@ -6,7 +6,8 @@ ASGI middleware alone cannot stop a client from making the web process hold
 a huge body. This entry point runs the same daphne with one addition at the
 protocol level: a declared Content-Length over MAX_REQUEST_BYTES is answered
 413 as soon as the headers arrive, and a chunked body is cut off with 413 the
-moment it passes the limit. Nothing else about daphne changes.
+moment it passes the limit. Nothing else about daphne changes. In the embedded mode
+this process also runs the jobs (jobs.embedded), resuming those a previous run left.
 """
 
 from __future__ import annotations
@@ -73,10 +74,15 @@ def main() -> None:
 
     django.setup()
     from daphne.cli import CommandLineInterface
+    from django.conf import settings
 
     from config.body_limits import max_request_bytes
 
     install_body_limit(max_request_bytes())
+    if settings.EMBEDDED:  # this process runs the jobs too (jobs.embedded)
+        from jobs import embedded
+
+        embedded.start()
     CommandLineInterface().run(sys.argv[1:])
 
 

@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts import urls as account_urls
 from accounts.throttles import admin_login_throttled
 from integrations import urls as integration_urls
+from jobs import urls as job_urls
 from organizations import urls as organization_urls
 from summaries import urls as summary_urls
 
@@ -35,6 +36,7 @@ api_v1 = [
     path("summaries/", include("summaries.urls")),
     path("integrations/", include("integrations.urls")),
     path("jobs/", include("jobs.urls")),
+    path("batches/", include((job_urls.batch_urlpatterns, "batches"))),
     path("templates/", include("templates_app.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's init script as a file: the CSP allows no inline scripts.

@@ -54,6 +54,33 @@ def document_list_queryset(queryset: QuerySet[Document], *, search: str | None =
     return queryset
 
 
+def document_filter(
+    queryset: QuerySet[Document], *, source: str | None = None, created_after=None, created_before=None
+) -> QuerySet[Document]:
+    """The list's filters (also the selection of a batch)."""
+    if source is not None:
+        queryset = queryset.filter(source=source)
+    if created_after is not None:
+        queryset = queryset.filter(created_at__gte=created_after)
+    if created_before is not None:
+        queryset = queryset.filter(created_at__lt=created_before)
+    return queryset
+
+
+def document_ids_matching(queryset: QuerySet[Document], *, search: str | None = None, limit: int, **filters) -> list:
+    """Ids of every document the list's filters and search select (no rank, no candidate
+    cap), oldest first, at most `limit`."""
+    queryset = document_filter(queryset, **filters)
+    if search:
+        if uses_full_text_search():
+            from django.contrib.postgres.search import SearchQuery
+
+            queryset = queryset.filter(search_vector=SearchQuery(search, search_type="websearch", config=SEARCH_CONFIG))
+        else:
+            queryset = queryset.filter(Q(title__icontains=search) | Q(content__icontains=search))
+    return list(queryset.order_by("created_at", "id").values_list("id", flat=True)[:limit])
+
+
 def document_list_values(queryset: QuerySet[Document]) -> QuerySet:
     """The list queryset as plain rows (dicts) for serializers.document_list_row."""
     extra = ["rank"] if "rank" in queryset.query.annotations else []

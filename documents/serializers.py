@@ -194,11 +194,20 @@ ORDERINGS = {
 }
 
 
-class DocumentListQuerySerializer(serializers.Serializer):
-    """Query parameters of the list; unknown ones (cursor, page_size) are left alone."""
+class DocumentFilterFields(serializers.Serializer):
+    """Which documents: the list's filters, also a batch's selection."""
 
     search = serializers.CharField(required=False, allow_blank=True, max_length=500)
     source = serializers.RegexField(_SOURCE, required=False, max_length=32)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
+
+
+class DocumentListQuerySerializer(DocumentFilterFields):
+    """Query parameters of the list; unknown ones (cursor, page_size) are left alone."""
+
     ordering = serializers.ChoiceField(choices=sorted(ORDERINGS), required=False)
+
+
+class DocumentFilterInputSerializer(StrictInputSerializer, DocumentFilterFields):
+    """The filters in a JSON body (a batch's `filter`); an empty one selects every document."""

@@ -63,12 +63,12 @@ class DocumentViewSet(
         params.is_valid(raise_exception=True)
         query = params.validated_data
         queryset = selectors.document_list_queryset(self.get_queryset(), search=query.get("search") or None)
-        if "source" in query:
-            queryset = queryset.filter(source=query["source"])
-        if "created_after" in query:
-            queryset = queryset.filter(created_at__gte=query["created_after"])
-        if "created_before" in query:
-            queryset = queryset.filter(created_at__lt=query["created_before"])
+        queryset = selectors.document_filter(
+            queryset,
+            source=query.get("source"),
+            created_after=query.get("created_after"),
+            created_before=query.get("created_before"),
+        )
         if "ordering" in query:
             self.list_ordering = ORDERINGS[query["ordering"]]
         elif query.get("search") and selectors.uses_full_text_search():

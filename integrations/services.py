@@ -29,9 +29,9 @@ from accounts.models import User
 from config.errors import PrecisError, ServiceUnavailable, ValidationFailed
 from documents import services as document_services
 from jobs import services as job_services
-from jobs.dispatch import queue_for
 from jobs.lease import LeaseKeeper
 from jobs.models import Job
+from jobs.scheduler import queue_for
 from organizations.models import Organization
 
 from . import crypto, outbound

@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from config.serializers import api_datetime, api_uuid
 
-from .models import Job
+from .models import Batch, Job
 
 
 class JobErrorSerializer(serializers.Serializer):
@@ -15,6 +15,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
 
     document = serializers.UUIDField(source="document_id", read_only=True, allow_null=True)
     summary = serializers.UUIDField(source="summary_id", read_only=True, allow_null=True)
+    batch = serializers.UUIDField(source="batch_id", read_only=True, allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
     error = serializers.SerializerMethodField()
 
@@ -27,6 +28,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "progress",
             "document",
             "summary",
+            "batch",
             "result",
             "error",
             "attempts",
@@ -54,6 +56,7 @@ def job_output(job: Job) -> dict:
         "progress": job.progress,
         "document": api_uuid(job.document_id),
         "summary": api_uuid(job.summary_id),
+        "batch": api_uuid(job.batch_id),
         "result": job.result,
         "error": {"code": job.error.get("code", "error"), "detail": job.error.get("detail", "")} if job.error else None,
         "attempts": job.attempts,
@@ -67,4 +70,39 @@ def job_output(job: Job) -> dict:
 class JobListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Job.Status.choices, required=False)
     kind = serializers.ChoiceField(choices=Job.Kind.choices, required=False)
+    batch = serializers.UUIDField(required=False)
+    all = serializers.BooleanField(required=False, default=False)
+
+
+class BatchCountsSerializer(serializers.Serializer):
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class BatchOutputSerializer(serializers.Serializer):
+    """A batch as the API and its events show it (jobs.batches.batch_output); `jobs` (its
+    jobs' ids, in document order) only in the detail and the 202 that creates it."""
+
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=Job.Kind.choices)
+    status = serializers.ChoiceField(choices=Batch.Status.choices)
+    total = serializers.IntegerField()
+    counts = BatchCountsSerializer()
+    progress = serializers.IntegerField(min_value=0, max_value=100, help_text="Finished jobs, in percent.")
+    template_id = serializers.UUIDField()
+    provider = serializers.CharField()
+    model = serializers.CharField(allow_null=True)
+    options = serializers.DictField()
+    selection = serializers.DictField(help_text="`{document_ids}` or `{filter}`, as the request chose them.")
+    created_by = serializers.UUIDField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    jobs = serializers.ListField(child=serializers.UUIDField(), required=False)
+
+
+class BatchListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Batch.Status.choices, required=False)
     all = serializers.BooleanField(required=False, default=False)

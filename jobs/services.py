@@ -5,6 +5,10 @@
        │                ├──retry_later──► queued   (transient error / lost worker)
        └──────cancel────┴──cancel───────► cancelled
 
+A queued job waits for the scheduler (jobs.scheduler) to hand it to a worker;
+every transition that frees a worker's slot asks for a scheduling round after
+commit, and a batch job's end updates its batch (jobs.batches).
+
 A transition is `UPDATE job SET ... WHERE id = ? AND status IN (...) [AND
 lease_token = ?]`; when it matches no row, someone else already moved the job
 (a duplicate or late delivery, a cancel, the reaper) and the caller stands
@@ -59,13 +63,19 @@ def _transition(
     owner_token: str | None = None,
     event: str | None = "auto",
     also: Sequence[tuple[str, dict[str, Any], Any]] = (),
+    frees_slot: bool = True,
     **changes,
 ) -> Job | None:
     """The one guarded UPDATE. Returns the updated job, or None when the guard failed.
 
     `owner_token`, when given, must be the running attempt's lease token: a
     worker whose attempt was taken away (reaped, cancelled) cannot move the job.
+    A transition that `frees_slot` (the job leaves a worker, or gives back its
+    turn) asks for a scheduling round after commit.
     """
+    from .batches import batch_job_finished
+    from .scheduler import schedule_on_commit
+
     rows = Job.unscoped_objects.filter(pk=job_id, status__in=list(from_statuses))
     if owner_token is not None:
         rows = rows.filter(lease_token=owner_token)
@@ -75,6 +85,11 @@ def _transition(
         job = Job.unscoped_objects.select_related("org").get(pk=job_id)  # task bodies read job.org
         if event:
             job_publish(job, None if event == "auto" else event, also)
+        if frees_slot:
+            schedule_on_commit()
+        if job.batch_id and job.status in Job.FINISHED:
+            batch_id = job.batch_id
+            transaction.on_commit(lambda: batch_job_finished(batch_id=batch_id))
     if job.status in Job.FINISHED and changes.get("status") in Job.FINISHED:
         from config.metrics import record_job_finished
 
@@ -92,7 +107,8 @@ def job_create(
     queue: str,
     document=None,
 ) -> Job:
-    """A queued job; the caller dispatches it after commit (jobs.dispatch)."""
+    """A queued, interactive job; it waits for a scheduling round (the caller runs one
+    after commit: jobs.views.job_start_response, or jobs.scheduler.schedule_on_commit)."""
     job = Job.objects.create(org=org, kind=kind, created_by=created_by, payload=payload, queue=queue, document=document)
     job_publish(job)
     return job
@@ -113,7 +129,24 @@ def job_start(*, job_id) -> Job | None:
         lease_token=str(uuid.uuid4()),
         lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_S),
         started_at=now,
+        frees_slot=False,
     )
+
+
+def job_heartbeat_many(leases: dict[Any, str]) -> set[str]:
+    """Renew the leases of several running attempts (`{job_id: lease_token}`) in one
+    UPDATE; returns the tokens still owning a running job (the others were cancelled or
+    taken away: their work should stop)."""
+    owned = set(
+        Job.unscoped_objects.filter(
+            pk__in=list(leases), lease_token__in=list(leases.values()), status=Status.RUNNING
+        ).values_list("lease_token", flat=True)
+    )
+    if owned:
+        Job.unscoped_objects.filter(lease_token__in=owned, status=Status.RUNNING).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_S)
+        )
+    return owned
 
 
 def job_heartbeat(*, job_id, lease_token: str) -> bool:
@@ -130,6 +163,7 @@ def job_set_progress(*, job_id, lease_token: str, progress: int) -> bool:
         event="job.progress",
         progress=max(0, min(100, int(progress))),
         lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_S),
+        frees_slot=False,
     )
     return job is not None
 
@@ -166,8 +200,13 @@ def job_fail(*, job_id, code: str, detail: str, lease_token: str | None = None) 
     )
 
 
-def job_retry_later(*, job_id, lease_token: str | None, code: str, detail: str) -> Job | None:
-    """Back to queued after a transient failure; the caller re-dispatches (with a delay)."""
+def job_retry_later(
+    *, job_id, lease_token: str | None, code: str, detail: str, delay_s: float = 0.0, retries: int | None = None
+) -> Job | None:
+    """Back to queued after a transient failure: it waits `delay_s` before the scheduler may
+    hand it out again. `retries`: the job's LLM retry budget spent so far, kept for the
+    next attempt."""
+    extra = {} if retries is None else {"retries": retries}
     return _transition(
         job_id,
         from_statuses=[Status.RUNNING],
@@ -176,6 +215,9 @@ def job_retry_later(*, job_id, lease_token: str | None, code: str, detail: str) 
         error={"code": code, "detail": detail, "retrying": True},
         lease_token="",
         lease_expires_at=None,
+        dispatched_at=None,
+        not_before=timezone.now() + timedelta(seconds=delay_s) if delay_s > 0 else None,
+        **extra,
     )
 
 
@@ -221,20 +263,41 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     return min(300.0, 5.0 * 3 ** max(0, attempt - 1))
 
 
-def job_retry_or_fail(job: Job, *, code: str, detail: str, transient: bool, retry_after: float | None = None) -> None:
+def job_retry_or_fail(
+    job: Job,
+    *,
+    code: str,
+    detail: str,
+    transient: bool,
+    retry_after: float | None = None,
+    retries: int | None = None,
+) -> None:
     """After a failed attempt: requeue it with a delay while attempts remain and the error is
-    transient, else mark it failed. A broker outage leaves it queued for the reaper."""
-    from .dispatch import BrokerUnavailable, job_dispatch
-
+    transient, else mark it failed."""
     if transient and job.attempts < settings.JOB_MAX_ATTEMPTS:
-        requeued = job_retry_later(job_id=job.pk, lease_token=job.lease_token, code=code, detail=detail)
-        if requeued is not None:
-            try:
-                job_dispatch(requeued, countdown=retry_delay(job.attempts, retry_after))
-            except BrokerUnavailable:
-                logger.warning("broker unavailable; job %s stays queued for the reaper", job.pk)
+        job_retry_later(
+            job_id=job.pk,
+            lease_token=job.lease_token,
+            code=code,
+            detail=detail,
+            delay_s=retry_delay(job.attempts, retry_after),
+            retries=retries,
+        )
         return
     job_fail(job_id=job.pk, lease_token=job.lease_token, code=code, detail=detail)
+
+
+class JobTimedOut(Exception):
+    """Raised by a task body that passed its job's time budget (JOB_SOFT_TIME_LIMIT_S): pools
+    that cannot interrupt a task (threads) check the budget between steps instead."""
+
+
+def job_deadline(job: Job) -> float:
+    """The `time.monotonic()` by which this attempt must be done."""
+    import time
+
+    elapsed = (timezone.now() - job.started_at).total_seconds() if job.started_at else 0.0
+    return time.monotonic() + settings.JOB_SOFT_TIME_LIMIT_S - max(0.0, elapsed)
 
 
 def job_run(job_id, body: Callable[[Job], None]) -> None:
@@ -253,7 +316,7 @@ def job_run(job_id, body: Callable[[Job], None]) -> None:
         return
     try:
         body(job)
-    except SoftTimeLimitExceeded:
+    except (SoftTimeLimitExceeded, JobTimedOut):
         job_fail(
             job_id=job.pk,
             lease_token=job.lease_token,
@@ -274,12 +337,13 @@ def job_reap_stale(*, now=None) -> dict[str, int]:
     """The reconciler (beat schedule and `manage.py reap_stale_jobs`), across all orgs.
 
     - running jobs whose lease expired (their worker died or hung): back to
-      queued and re-dispatched while attempts remain, else failed `worker_lost`;
-    - queued jobs not started long after dispatch (the publish was lost between
-      commit and enqueue, or the broker dropped it): dispatched again. A
-      duplicate message is harmless: only one delivery can start the job.
+      queued while attempts remain, else failed `worker_lost`;
+    - queued jobs handed to a worker long ago and never started (the message was
+      lost between commit and enqueue, or the broker dropped it): they wait for
+      the scheduler again. A duplicate message is harmless: only one delivery can
+      start the job.
     """
-    from .dispatch import job_dispatch
+    from .scheduler import schedule_on_commit
 
     now = now or timezone.now()
     counts = {"requeued": 0, "failed": 0, "redispatched": 0}
@@ -300,16 +364,44 @@ def job_reap_stale(*, now=None) -> dict[str, int]:
                 code="worker_lost",
                 detail="The worker running this job stopped responding; retrying.",
             )
-            if requeued is not None:
-                job_dispatch(requeued)
-                counts["requeued"] += 1
+            counts["requeued"] += requeued is not None
     stuck_before = now - timedelta(seconds=settings.JOB_REDISPATCH_AFTER_S)
-    stuck = Job.unscoped_objects.filter(status=Status.QUEUED).filter(
-        dispatched_at__lt=stuck_before
-    ) | Job.unscoped_objects.filter(status=Status.QUEUED, dispatched_at__isnull=True, created_at__lt=stuck_before)
-    for job in stuck:
-        job_dispatch(job)
-        counts["redispatched"] += 1
+    with transaction.atomic():
+        counts["redispatched"] = Job.unscoped_objects.filter(
+            status=Status.QUEUED, dispatched_at__lt=stuck_before
+        ).update(dispatched_at=None)
+        if counts["redispatched"]:
+            schedule_on_commit()
     if any(counts.values()):
         logger.info("reaped stale jobs: %s", counts)
+    return counts
+
+
+def job_recover_abandoned() -> dict[str, int]:
+    """At the embedded server's start: what the previous process held is its no longer.
+
+    Jobs it was running are requeued (or failed `worker_lost` after their last
+    attempt) and jobs it had taken but not started wait for the scheduler again.
+    """
+    counts = {"requeued": 0, "failed": 0, "released": 0}
+    for job in Job.unscoped_objects.filter(status=Status.RUNNING):
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            done = job_fail(
+                job_id=job.pk,
+                lease_token=job.lease_token,
+                code="worker_lost",
+                detail="The server stopped while running this job.",
+            )
+            counts["failed"] += done is not None
+        else:
+            done = job_retry_later(
+                job_id=job.pk,
+                lease_token=job.lease_token,
+                code="worker_lost",
+                detail="The server stopped while running this job; retrying.",
+            )
+            counts["requeued"] += done is not None
+    counts["released"] = Job.unscoped_objects.filter(status=Status.QUEUED, dispatched_at__isnull=False).update(
+        dispatched_at=None
+    )
     return counts

@@ -30,6 +30,15 @@ def run_job_task(task: Task, org_id: str, body: Callable[[], None]) -> None:
         raise task.retry(exc=exc, countdown=services.retry_delay(attempt), max_retries=DATABASE_RETRIES) from exc
 
 
+@shared_task(name="jobs.tick", ignore_result=True)
+def tick() -> int:
+    """Every SCHEDULER_TICK_S from beat, and once from each worker that starts: a scheduling
+    round (delayed retries, new capacity) and held-back batch progress (jobs.runtime)."""
+    from .runtime import tick as run_tick
+
+    return run_tick()
+
+
 @shared_task(name="jobs.reap_stale_jobs", ignore_result=True)
 def reap_stale_jobs() -> dict[str, int]:
     """Every 30 s from beat: requeue/fail jobs of dead workers, redispatch lost publishes."""

@@ -15,16 +15,22 @@ from config.schema import ConflictErrorResponseSerializer, ErrorResponseSerializ
 from organizations.idempotency import idempotent
 from organizations.tenancy import TenantViewSetMixin
 
-from . import services
-from .dispatch import job_dispatch_or_fail
-from .models import Job
-from .serializers import JobListQuerySerializer, JobOutputSerializer, job_output
+from . import batches, services
+from .models import Batch, Job
+from .scheduler import BrokerUnavailable, schedule
+from .serializers import (
+    BatchListQuerySerializer,
+    BatchOutputSerializer,
+    JobListQuerySerializer,
+    JobOutputSerializer,
+    job_output,
+)
 
 
 class JobStartingView:
-    """Mixin for views that start a job: not wrapped in the request transaction, because the
-    job row must be committed before its task is sent, and a broker outage must still be
-    answered with a 503 after marking that job failed (see config.exceptions)."""
+    """Mixin for views that start jobs: not wrapped in the request transaction, because the
+    job rows must be committed before a scheduling round hands them out, and a broker
+    outage must still be answered with a 503 after marking those jobs failed."""
 
     atomic_request = False
 
@@ -34,17 +40,57 @@ class JobStartingView:
 
 
 def job_start_response(request, create_job: Callable[[], Job], *, scope: str, fingerprint: str) -> Response:
-    """Create a job in its own transaction, dispatch it, answer 202 {job} (503 if the broker is
-    down); an Idempotency-Key replays the first answer."""
+    """Create a job in its own transaction, run a scheduling round, answer 202 {job}; an
+    Idempotency-Key replays the first answer."""
 
     def create() -> Response:
         with transaction.atomic():
             job = create_job()
-        job_dispatch_or_fail(job)
+        start_or_fail(
+            lambda: services.job_fail(
+                job_id=job.pk, code="broker_unavailable", detail=str(BrokerUnavailable.default_detail)
+            )
+        )
         # The job as created (queued): a worker may already have moved it on, which its events tell.
         return Response(job_output(job), status=status.HTTP_202_ACCEPTED)
 
     return idempotent(request, scope=scope, fingerprint=fingerprint, create=create)
+
+
+def start_or_fail(fail: Callable[[], object]) -> None:
+    """A scheduling round for freshly committed jobs. The round may leave them waiting for a
+    free slot (202 all the same); if the broker is unreachable, `fail()` marks them failed
+    (`broker_unavailable`) and the request answers 503, so no job is left queued that its
+    client believes was refused."""
+    try:
+        schedule()
+    except BrokerUnavailable:
+        fail()
+        raise
+
+
+class OwnOrAllMixin:
+    """Members see what they created; admins see the whole org's (lists: with ?all=true).
+    A viewset's `refine_queryset` calls `own_or_all` (TenantViewSetMixin comes first)."""
+
+    query_serializer_class: type
+
+    def own_or_all(self, queryset):
+        user = self.request.user
+        if user.role == Role.ADMIN and (self.action != "list" or self._params().get("all")):
+            return queryset
+        return queryset.filter(created_by=user)
+
+    def _params(self) -> dict:
+        if not hasattr(self, "_list_params"):
+            params = self.query_serializer_class(data=self.request.query_params)
+            params.is_valid(raise_exception=True)
+            self._list_params = params.validated_data
+        return self._list_params
+
+    def _check_all(self, request) -> None:
+        if self._params().get("all") and request.user.role != Role.ADMIN:
+            raise PermissionDenied("Only organization admins may list the whole organization's (?all=true).")
 
 
 @extend_schema_view(
@@ -53,33 +99,26 @@ def job_start_response(request, create_job: Callable[[], Job], *, scope: str, fi
         responses={200: JobOutputSerializer(many=True), 403: ErrorResponseSerializer},
     )
 )
-class JobViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class JobViewSet(
+    TenantViewSetMixin, OwnOrAllMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     model = Job
     serializer_class = JobOutputSerializer
+    query_serializer_class = JobListQuerySerializer
 
     def refine_queryset(self, queryset):
-        """Members see their own jobs; admins see every job of the org (list: with ?all=true)."""
-        user = self.request.user
-        if user.role == Role.ADMIN and (self.action != "list" or self._params().get("all")):
-            return queryset
-        return queryset.filter(created_by=user)
-
-    def _params(self) -> dict:
-        if not hasattr(self, "_list_params"):
-            params = JobListQuerySerializer(data=self.request.query_params)
-            params.is_valid(raise_exception=True)
-            self._list_params = params.validated_data
-        return self._list_params
+        return self.own_or_all(queryset)
 
     def list(self, request, *args, **kwargs):
+        self._check_all(request)
         params = self._params()
-        if params.get("all") and request.user.role != Role.ADMIN:
-            raise PermissionDenied("Only organization admins may list every job (?all=true).")
         queryset = self.get_queryset()
         if "status" in params:
             queryset = queryset.filter(status=params["status"])
         if "kind" in params:
             queryset = queryset.filter(kind=params["kind"])
+        if "batch" in params:
+            queryset = queryset.filter(batch_id=params["batch"])
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response([job_output(job) for job in page])
 
@@ -88,3 +127,47 @@ class JobViewSet(TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModel
     def cancel(self, request, *args, **kwargs):
         job = services.job_cancel(job=self.get_object())
         return Response(job_output(job), status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[BatchListQuerySerializer],
+        responses={200: BatchOutputSerializer(many=True), 403: ErrorResponseSerializer},
+    ),
+    retrieve=extend_schema(responses=BatchOutputSerializer),
+)
+class BatchViewSet(
+    TenantViewSetMixin, OwnOrAllMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Batches: your batches (admins: ?all=true for the org's), one batch with its jobs, cancel."""
+
+    model = Batch
+    serializer_class = BatchOutputSerializer
+    query_serializer_class = BatchListQuerySerializer
+
+    def refine_queryset(self, queryset):
+        return self.own_or_all(queryset)
+
+    def list(self, request, *args, **kwargs):
+        self._check_all(request)
+        queryset = self.get_queryset()
+        if "status" in self._params():
+            queryset = queryset.filter(status=self._params()["status"])
+        page = self.paginate_queryset(queryset)
+        counts = batches.batch_counts([batch.pk for batch in page])
+        return self.get_paginated_response([batches.batch_output(batch, counts[batch.pk]) for batch in page])
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(batch_detail(self.get_object()))
+
+    @extend_schema(request=None, responses={202: BatchOutputSerializer, 409: ConflictErrorResponseSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, *args, **kwargs):
+        batch = batches.batch_cancel(batch=self.get_object())
+        return Response(batch_detail(batch), status=status.HTTP_202_ACCEPTED)
+
+
+def batch_detail(batch: Batch) -> dict:
+    """The batch with its counts and its jobs' ids."""
+    job_ids = list(Job.unscoped_objects.filter(batch=batch).order_by("created_at", "id").values_list("id", flat=True))
+    return batches.batch_output(batch, batches.batch_counts([batch.pk])[batch.pk], job_ids)

@@ -278,12 +278,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
         envelope = event["envelope"]
         if envelope["org_id"] != self.identity.org_id:
             return False
-        if envelope["type"].startswith("job."):
-            if not (self.identity.is_admin or event.get("user_id") == self.identity.user_id):
-                return False
-            if self.job_filter is not None and str(envelope["data"].get("id")) not in self.job_filter:
-                return False
-        return True
+        kind = envelope["type"].partition(".")[0]
+        if kind in ("job", "batch") and not (self.identity.is_admin or event.get("user_id") == self.identity.user_id):
+            return False
+        return kind != "job" or self.job_filter is None or str(envelope["data"].get("id")) in self.job_filter
 
     async def _deliver(self, event: Event) -> None:
         if self.identity is None or not self._visible(event):

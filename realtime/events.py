@@ -41,6 +41,10 @@ EventType = Literal[
     "document.updated",
     "document.deleted",
     "summary.created",
+    "batch.created",
+    "batch.progress",
+    "batch.completed",
+    "batch.cancelled",
 ]
 
 
@@ -59,7 +63,7 @@ class Event(TypedDict):
 
     envelope: Envelope
     seq: int | None  # the org's event number; None if it could not be stored
-    user_id: str | None  # job events: the job's creator (admins see all); None: the whole org
+    user_id: str | None  # job and batch events: their creator (admins see all); None: the whole org
 
 
 def org_group(org_id) -> str:

@@ -1,6 +1,8 @@
+from django.conf import settings
 from rest_framework import serializers
 
 from config.serializers import StrictInputSerializer, api_datetime, api_uuid
+from documents.serializers import DocumentFilterInputSerializer
 
 from .models import Summary
 
@@ -77,6 +79,44 @@ class SummarizeInputSerializer(StrictInputSerializer):
     provider = serializers.CharField(max_length=32, required=False, allow_null=True)
     model = serializers.CharField(max_length=200, required=False, allow_null=True)
     options = SummarizeOptionsSerializer(required=False)
+
+
+class _UUIDStringField(serializers.UUIDField):
+    """A UUID written as a JSON string (DRF also takes integers)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
+class BatchDocumentIdsField(serializers.ListField):
+    """Document ids, at most MAX_BATCH_DOCUMENTS (counted before each id is parsed)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=_UUIDStringField(), allow_empty=False, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and len(data) > settings.MAX_BATCH_DOCUMENTS:
+            raise serializers.ValidationError(
+                f"A batch takes at most {settings.MAX_BATCH_DOCUMENTS} documents; {len(data)} were given.",
+                code="batch_too_large",
+            )
+        return super().to_internal_value(data)
+
+
+class SummarizeBatchInputSerializer(SummarizeInputSerializer):
+    """POST /documents/summarize/: `document_ids` or `filter`, and what every summary uses."""
+
+    document_ids = BatchDocumentIdsField(required=False)
+    filter = DocumentFilterInputSerializer(required=False)
+
+    def validate(self, attrs):
+        if ("document_ids" in attrs) == ("filter" in attrs):
+            raise serializers.ValidationError(
+                "Give either `document_ids` or `filter` (an empty filter takes every document).", code="invalid"
+            )
+        return attrs
 
 
 class SummaryListQuerySerializer(serializers.Serializer):

@@ -6,21 +6,24 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from config.errors import ValidationFailed
 from documents.models import Document
+from documents.selectors import document_ids_matching
 from jobs import services as job_services
-from jobs.dispatch import queue_for
+from jobs.batches import batch_create
 from jobs.lease import LeaseKeeper
-from jobs.models import Job
+from jobs.models import Batch, Job
+from jobs.scheduler import queue_for
 from organizations.models import Organization
 from templates_app.models import Template
 from templates_app.placeholders import RenderContext
 
 from . import providers
+from .calls import JobCalls, RetriesSpent, RetryLater
 from .models import Summary
 from .providers.base import LLMError, SummarizeOptions
 from .summarizer import Cancelled, SummaryResult, summarize_document
@@ -41,7 +44,8 @@ def summary_request(
     model: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> Job:
-    """Validate a summarize request and create its queued job (dispatch after commit).
+    """Validate a summarize request and create its queued job (a scheduling round after
+    commit hands it out).
 
     `template_id` must be one of the org's templates or a system template:
     anything else (another org's, a deleted one) is 400 "not found".
@@ -51,6 +55,76 @@ def summary_request(
         from rest_framework.exceptions import NotFound
 
         raise NotFound("No document with this id.")
+    payload = _summarize_payload(template_id=template_id, provider=provider, model=model, options=options)
+    return job_services.job_create(
+        org=org,
+        kind=Job.Kind.SUMMARIZE,
+        created_by=user,
+        payload=payload,
+        queue=_queue(payload),
+        document=document,
+    )
+
+
+def summary_batch_request(
+    *,
+    org: Organization,
+    user: User | None,
+    document_ids: list | None = None,
+    filter: dict[str, Any] | None = None,
+    template_id=None,
+    provider: str | None = None,
+    model: str | None = None,
+    options: dict[str, Any] | None = None,
+    max_documents: int | None = None,
+) -> Batch:
+    """A batch summarizing many documents: the given ids (all of this org's), or those the
+    list's `filter` selects (search, source, created_after/before) when the batch is made.
+
+    At most `max_documents` (MAX_BATCH_DOCUMENTS for the API): more is 400
+    `batch_too_large`, none is 400 `no_documents`; ids that are not this org's
+    documents are 400 `not_found`, naming them.
+    """
+    payload = _summarize_payload(template_id=template_id, provider=provider, model=model, options=options)
+    limit = max_documents or settings.MAX_BATCH_DOCUMENTS
+    documents = Document.objects.all()
+    if document_ids is not None:
+        wanted = list(dict.fromkeys(document_ids))
+        if len(wanted) > limit:
+            raise ValidationFailed(
+                f"A batch takes at most {limit} documents; {len(wanted)} were given.", "batch_too_large", "document_ids"
+            )
+        # Locked: a concurrent delete waits for these jobs (and cancels them), or wins and we 400.
+        found = set(documents.select_for_update().filter(pk__in=wanted).values_list("pk", flat=True))
+        missing = [str(pk) for pk in wanted if pk not in found]
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise ValidationFailed(f"No document with id {shown} in your organization.", "not_found", "document_ids")
+        selected, selection = wanted, {"document_ids": [str(pk) for pk in wanted]}
+    else:
+        criteria = {k: v for k, v in (filter or {}).items() if v not in (None, "")}
+        selected = document_ids_matching(documents, limit=limit + 1, **criteria)
+        if len(selected) > limit:
+            raise ValidationFailed(
+                f"The filter selects more than {limit} documents, the most one batch takes; narrow it.",
+                "batch_too_large",
+                "filter",
+            )
+        selection = {"filter": {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in criteria.items()}}
+    if not selected:
+        raise ValidationFailed("No document matches: the batch would be empty.", "no_documents")
+    return batch_create(
+        org=org,
+        created_by=user,
+        kind=Job.Kind.SUMMARIZE,
+        payload=payload,
+        selection=selection,
+        queue=_queue(payload),
+        document_ids=selected,
+    )
+
+
+def _summarize_payload(*, template_id, provider, model, options) -> dict[str, Any]:
     template = Template.objects.filter(pk=template_id or DEFAULT_TEMPLATE_ID).first()
     if template is None:
         raise ValidationFailed("No template with this id in your organization.", "not_found", "template_id")
@@ -61,15 +135,11 @@ def summary_request(
             "invalid_provider",
             "provider",
         )
-    payload = {"template_id": str(template.pk), "provider": provider, "model": model, "options": options or {}}
-    return job_services.job_create(
-        org=org,
-        kind=Job.Kind.SUMMARIZE,
-        created_by=user,
-        payload=payload,
-        queue=queue_for(Job.Kind.SUMMARIZE),
-        document=document,
-    )
+    return {"template_id": str(template.pk), "provider": provider, "model": model, "options": options or {}}
+
+
+def _queue(payload: dict[str, Any]) -> str:
+    return queue_for(Job.Kind.SUMMARIZE, io_bound=providers.io_bound(payload["provider"]))
 
 
 def summary_delete(*, summary: Summary, user: User) -> None:
@@ -126,12 +196,19 @@ def _summarize(job: Job) -> None:
         today=timezone.localdate(),
     )
     provider = providers.get_provider(job.payload.get("provider"))
+    # The database connection goes back to the pool for the calls: a worker has many
+    # jobs waiting on the LLM and a pool of DB_POOL_MAX_SIZE connections.
+    if not connection.in_atomic_block:
+        connection.close()
 
     with LeaseKeeper(job.pk, token) as lease:
 
         def on_progress(percent: int) -> bool:
             return lease.alive and job_services.job_set_progress(job_id=job.pk, lease_token=token, progress=percent)
 
+        calls = JobCalls(
+            provider, retries_used=job.retries, deadline=job_services.job_deadline(job), alive=lambda: lease.alive
+        )
         try:
             result = summarize_document(
                 provider=provider,
@@ -139,14 +216,27 @@ def _summarize(job: Job) -> None:
                 context=context,
                 options=options,
                 on_progress=on_progress,
+                call=calls.call,
+                parallel=settings.LLM_MAP_CONCURRENCY if provider.io_bound else 1,
             )
         except Cancelled:
             logger.info("job %s stopped: cancelled", job.pk)
             return
-        except LLMError as error:
+        except RetryLater as later:
             job_services.job_retry_or_fail(
-                job, code=error.code, detail=error.detail, transient=error.transient, retry_after=error.retry_after
+                job,
+                code=later.error.code,
+                detail=later.error.detail,
+                transient=True,
+                retry_after=later.delay_s,
+                retries=calls.retries_used,
             )
+            return
+        except RetriesSpent as spent:
+            job_services.job_fail(job_id=job.pk, lease_token=token, code=spent.error.code, detail=spent.detail)
+            return
+        except LLMError as error:
+            job_services.job_fail(job_id=job.pk, lease_token=token, code=error.code, detail=error.detail)
             return
     _store(job, token, document, template, provider.name, options, result)
 

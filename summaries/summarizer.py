@@ -5,15 +5,21 @@ answer), one call. Otherwise the content is split on paragraph/sentence
 boundaries into chunks that fit next to the template, each chunk is
 summarized with the same template (map), and the partial summaries are
 combined with the template again (reduce; repeated while they still do not
-fit). `on_progress(percent)` is called after every call and returns False to
-stop (cancellation), which raises `Cancelled`. No Django here: pure logic.
+fit). With `parallel` > 1 the map steps run that many at a time (an LLM
+waits on the network; the local summarizer keeps 1), and the partials stay in
+document order. `on_progress(percent)` is called after every call and returns
+False to stop (cancellation), which raises `Cancelled`. `call(prompt, options)`
+makes one provider call (default: `provider.summarize`; jobs pass
+summaries.calls for retries). No Django here: pure logic.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 from templates_app.placeholders import RenderContext, render
@@ -55,12 +61,14 @@ class _Tally:
         self.completion_tokens = 0
         self.calls = 0
         self.model = ""
+        self._lock = threading.Lock()  # map steps may finish in several threads
 
     def add(self, completion: Completion) -> Completion:
-        self.prompt_tokens += completion.prompt_tokens
-        self.completion_tokens += completion.completion_tokens
-        self.calls += 1
-        self.model = completion.model
+        with self._lock:
+            self.prompt_tokens += completion.prompt_tokens
+            self.completion_tokens += completion.completion_tokens
+            self.calls += 1
+            self.model = completion.model
         return completion
 
 
@@ -71,18 +79,21 @@ def summarize_document(
     context: RenderContext,
     options: SummarizeOptions,
     on_progress: Callable[[int], bool] = lambda _p: True,
+    call: Callable[[str, SummarizeOptions], Completion] | None = None,
+    parallel: int = 1,
 ) -> SummaryResult:
     started = time.monotonic()
     tally = _Tally()
+    send = call or provider.summarize
     budget = provider.context_tokens() - int(options.max_words * OUTPUT_RESERVE_FACTOR) - 16
     full_prompt = render(template_body, context)
 
-    def call(content: str) -> str:
+    def summarize_part(content: str) -> str:
         prompt = render(template_body, replace(context, document_content=content))
-        return tally.add(provider.summarize(prompt, replace(options, source_text=content))).text
+        return tally.add(send(prompt, replace(options, source_text=content))).text
 
     if estimate_tokens(full_prompt) <= budget:
-        text = tally.add(provider.summarize(full_prompt, replace(options, source_text=context.document_content))).text
+        text = tally.add(send(full_prompt, replace(options, source_text=context.document_content))).text
         strategy, chunk_count, truncated = "single", 1, False
     else:
         overhead = estimate_tokens(render(template_body, replace(context, document_content="")))
@@ -92,12 +103,8 @@ def summarize_document(
         chunks = split_text(context.document_content, chunk_budget)
         truncated = len(chunks) > MAX_CHUNKS
         chunks = chunks[:MAX_CHUNKS]
-        partials: list[str] = []
-        for index, chunk in enumerate(chunks):
-            partials.append(call(chunk))
-            if not on_progress(int(90 * (index + 1) / len(chunks))):
-                raise Cancelled()
-        text = _reduce(partials, call, chunk_budget, on_progress)
+        partials = _map(chunks, summarize_part, on_progress, parallel)
+        text = _reduce(partials, summarize_part, chunk_budget, on_progress)
         strategy, chunk_count = "map_reduce", len(chunks)
         on_progress(99)  # (a single call needs no progress event: success follows at once)
     return SummaryResult(
@@ -112,6 +119,42 @@ def summarize_document(
         latency_ms=int((time.monotonic() - started) * 1000),
         calls=tally.calls,
     )
+
+
+def _map(chunks: list[str], summarize_part: Callable[[str], str], on_progress, parallel: int) -> list[str]:
+    """Summarize every chunk, `parallel` at a time; the partials in document order."""
+    partials: list[str | None] = [None] * len(chunks)
+    if parallel <= 1:
+        for index, chunk in enumerate(chunks):
+            partials[index] = summarize_part(chunk)
+            if not on_progress(int(90 * (index + 1) / len(chunks))):
+                raise Cancelled()
+        return partials  # type: ignore[return-value]
+    done = 0
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="map") as pool:
+        pending = {}
+        queued = iter(enumerate(chunks))
+        try:
+            for index, chunk in queued:  # keep `parallel` steps in flight, in order
+                pending[pool.submit(summarize_part, chunk)] = index
+                if len(pending) < parallel:
+                    continue
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    partials[pending.pop(future)] = future.result()
+                    done += 1
+                    if not on_progress(int(90 * done / len(chunks))):
+                        raise Cancelled()
+            for future in list(pending):
+                partials[pending.pop(future)] = future.result()
+                done += 1
+                if not on_progress(int(90 * done / len(chunks))):
+                    raise Cancelled()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return partials  # type: ignore[return-value]
 
 
 def _reduce(partials: list[str], call: Callable[[str], str], chunk_budget: int, on_progress) -> str:

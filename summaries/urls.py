@@ -15,5 +15,6 @@ urlpatterns = [
 
 # Mounted under /api/v1/documents/: summarizing is a summaries concern, on a document URL.
 document_urlpatterns = [
+    path("summarize/", views.DocumentBatchSummarizeView.as_view(), name="document-batch-summarize"),
     path("<uuid:pk>/summarize/", views.DocumentSummarizeView.as_view(), name="document-summarize"),
 ]

@@ -1,24 +1,30 @@
 """Summary API, and POST /documents/{id}/summarize/ which starts a summarize job."""
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import generics, mixins, viewsets
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.response import Response
 
 from config.schema import ConflictErrorResponseSerializer, ServiceUnavailableErrorResponseSerializer
 from documents.models import Document
-from jobs.serializers import JobOutputSerializer
-from jobs.views import JobStartingView, job_start_response
-from organizations.idempotency import fingerprint_of
+from jobs.batches import batch_fail
+from jobs.serializers import BatchOutputSerializer, JobOutputSerializer
+from jobs.views import JobStartingView, batch_detail, job_start_response, start_or_fail
+from organizations.idempotency import fingerprint_of, idempotent
 from organizations.tenancy import TenantViewSetMixin
 
 from . import selectors, services
 from .models import Summary
 from .serializers import (
     PublishInputSerializer,
+    SummarizeBatchInputSerializer,
     SummarizeInputSerializer,
     SummaryListQuerySerializer,
     SummaryOutputSerializer,
     summary_output,
 )
+
+BROKER_DOWN = "The job queue (Redis broker) is unavailable; the batch was not started. Try again shortly."
 
 
 class DocumentSummarizeView(JobStartingView, TenantViewSetMixin, generics.GenericAPIView):
@@ -46,6 +52,35 @@ class DocumentSummarizeView(JobStartingView, TenantViewSetMixin, generics.Generi
             scope=f"documents.summarize:{document.pk}",
             fingerprint=fingerprint_of(fields),
         )
+
+
+class DocumentBatchSummarizeView(JobStartingView, TenantViewSetMixin, generics.GenericAPIView):
+    """POST /api/v1/documents/summarize/ → 202 {batch}: one summarize job per selected document."""
+
+    model = Document
+    serializer_class = SummarizeBatchInputSerializer
+
+    @extend_schema(
+        operation_id="documents_summarize_batch",
+        request=SummarizeBatchInputSerializer,
+        responses={
+            202: BatchOutputSerializer,
+            409: ConflictErrorResponseSerializer,
+            503: ServiceUnavailableErrorResponseSerializer,
+        },
+    )
+    def post(self, request, *args, **kwargs):
+        data = SummarizeBatchInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+
+        def create() -> Response:
+            with transaction.atomic():
+                batch = services.summary_batch_request(org=request.org, user=request.user, **fields)
+            start_or_fail(lambda: batch_fail(batch=batch, code="broker_unavailable", detail=BROKER_DOWN))
+            return Response(batch_detail(batch), status=status.HTTP_202_ACCEPTED)
+
+        return idempotent(request, scope="documents.summarize-batch", fingerprint=fingerprint_of(fields), create=create)
 
 
 class SummaryPublishView(JobStartingView, TenantViewSetMixin, generics.GenericAPIView):

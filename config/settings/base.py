@@ -299,7 +299,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Every queue the project uses: `celery -A config worker` without -Q consumes them all.
-CELERY_TASK_QUEUES = {"default": {}, "summaries": {}, "integrations": {}}
+# `llm` is for jobs that wait on an LLM server: its worker runs LLM_CONCURRENCY threads
+# (Procfile `llm`); the others run CPU-bound work in processes (Procfile `worker`).
+CELERY_TASK_QUEUES = {"default": {}, "llm": {}, "summaries": {}, "integrations": {}}
 CELERY_TASK_ACKS_LATE = True  # a task is acknowledged after it ran: a dead worker's task is redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: one at a time per process
@@ -332,7 +334,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # Publishing a task (enqueue at request time) gives up fast: the API answers 503.
 CELERY_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# Scheduling rounds that wait for nothing else: delayed retries, held-back batch progress.
+SCHEDULER_TICK_S = env.float("SCHEDULER_TICK_S", default=1.0)
 CELERY_BEAT_SCHEDULE = {
+    "tick": {"task": "jobs.tick", "schedule": SCHEDULER_TICK_S, "options": {"queue": "default", "expires": 10}},
     "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0, "options": {"queue": "default"}},
     "purge-events": {"task": "realtime.purge_events", "schedule": 3600.0, "options": {"queue": "default"}},
     "refresh-integration-tokens": {
@@ -347,22 +352,38 @@ CELERY_BEAT_SCHEDULE = {
 JOB_LEASE_S = env.int("JOB_LEASE_S", default=60)
 JOB_HEARTBEAT_S = env.float("JOB_HEARTBEAT_S", default=10.0)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
-JOB_REDISPATCH_AFTER_S = env.int("JOB_REDISPATCH_AFTER_S", default=300)
+JOB_REDISPATCH_AFTER_S = env.int("JOB_REDISPATCH_AFTER_S", default=120)
+# Threads running CPU-bound jobs in the embedded mode (LLM jobs get LLM_CONCURRENCY).
 EMBEDDED_WORKERS = env.int("EMBEDDED_WORKERS", default=2)
+# Fair share (jobs.scheduler): at most this many jobs of one organization hold a worker's
+# slot at once, over all queues (0: no cap; the scheduler shares free slots fairly anyway).
+ORG_MAX_CONCURRENT_JOBS = env.int("ORG_MAX_CONCURRENT_JOBS", default=0)
+# POST /documents/summarize/ takes at most this many documents (400 `batch_too_large`).
+MAX_BATCH_DOCUMENTS = env.int("MAX_BATCH_DOCUMENTS", default=1000)
+# batch.progress events go out at most this often per batch.
+BATCH_PROGRESS_INTERVAL_S = env.float("BATCH_PROGRESS_INTERVAL_S", default=0.5)
 
 # --- LLM ----------------------------------------------------------------------------
 LLM_PROVIDER = env.str("LLM_PROVIDER", default="local")
 LLM_BASE_URL = env.str("LLM_BASE_URL", default="https://api.openai.com/v1")
 LLM_API_KEY = env.str("LLM_API_KEY", default="")
 LLM_MODEL = env.str("LLM_MODEL", default="gpt-4o-mini")
+# Failed LLM calls retried per job, all its calls and attempts together (summaries.calls).
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 LLM_CONTEXT_TOKENS = env.int("LLM_CONTEXT_TOKENS", default=8192)
 LLM_MAX_OUTPUT_TOKENS = env.int("LLM_MAX_OUTPUT_TOKENS", default=1024)
-# Requests per minute per provider (0: no limit) and per organization (default: the same).
+# LLM calls in flight per worker process (the `llm` worker's threads, the embedded pool),
+# and map steps of one long document in flight at once.
+LLM_CONCURRENCY = env.int("LLM_CONCURRENCY", default=32)
+LLM_MAP_CONCURRENCY = env.int("LLM_MAP_CONCURRENCY", default=4)
+# The shared limiter (summaries/providers/ratelimit.py), per provider and model: requests
+# and tokens per minute (0: not configured; the server's rate-limit headers and its 429s
+# still set the pace), and requests per minute of one organization (0: no own limit).
 LLM_RATE_LIMIT_RPM = env.int("LLM_RATE_LIMIT_RPM", default=0)
-LLM_ORG_RATE_LIMIT_RPM = env.int("LLM_ORG_RATE_LIMIT_RPM", default=LLM_RATE_LIMIT_RPM)
-# Longest wait for a rate-limit slot inside a task before the job is retried later.
-LLM_RATE_LIMIT_MAX_WAIT_S = env.float("LLM_RATE_LIMIT_MAX_WAIT_S", default=30.0)
+LLM_RATE_LIMIT_TPM = env.int("LLM_RATE_LIMIT_TPM", default=0)
+LLM_ORG_RATE_LIMIT_RPM = env.int("LLM_ORG_RATE_LIMIT_RPM", default=0)
+# Longest wait for a turn inside a task; beyond it the job gives its slot back and waits.
+LLM_RATE_LIMIT_MAX_WAIT_S = env.float("LLM_RATE_LIMIT_MAX_WAIT_S", default=60.0)
 
 # --- HTTP security --------------------------------------------------------------
 # TLS is terminated by a proxy in front: SECURE_SSL_REDIRECT turns on HTTPS-only

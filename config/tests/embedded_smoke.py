@@ -30,6 +30,9 @@ def main() -> None:
     check(settings.EMBEDDED and "sqlite" in settings.DATABASES["default"]["ENGINE"], "embedded SQLite settings")
     call_command("migrate", verbosity=0, stdout=io.StringIO())
     call_command("ensure_demo", stdout=io.StringIO())
+    from jobs import embedded
+
+    embedded.start()  # as `python -m config.serve` does: this process runs the jobs
 
     client = APIClient(HTTP_HOST="127.0.0.1")
     reg = client.post(

@@ -48,13 +48,32 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
 
 
 class Worker:
-    """`celery -A config worker` as a real child process against the test database."""
+    """`celery -A config worker` as a real child process against the test database.
 
-    def __init__(self, llm_url: str, providers_url: str = ""):
+    By default one solo process consuming every queue; `pool`/`concurrency`/`queues` make
+    it what the Procfile runs (e.g. the `llm` worker: threads), `extra_env` tunes it.
+    """
+
+    def __init__(
+        self,
+        llm_url: str,
+        providers_url: str = "",
+        *,
+        name: str = "test",
+        pool: str = "solo",
+        concurrency: int | None = None,
+        queues: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.llm_url = llm_url
         self.providers_url = providers_url
+        self.name = name
+        self.pool = pool
+        self.concurrency = concurrency
+        self.queues = queues
+        self.extra_env = extra_env or {}
         self.process: subprocess.Popen | None = None
-        self.log_path = settings.VAR_DIR / "test-worker.log"
+        self.log_path = settings.VAR_DIR / f"{name}-worker.log"
 
     def env(self) -> dict[str, str]:
         db = settings.DATABASES["default"]
@@ -75,6 +94,7 @@ class Worker:
                 "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
             }
         )
+        env.update(self.extra_env)
         if self.providers_url:
             from integrations.tests.fake_providers import CLIENT_ID, CLIENT_SECRET
 
@@ -97,24 +117,20 @@ class Worker:
             return self
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed by the child's exit
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", self.pool, "--loglevel", "INFO"]
+        command += [
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"{self.name}-{os.getpid()}@%h",
+        ]
+        if self.concurrency:
+            command += ["--concurrency", str(self.concurrency)]
+        if self.queues:
+            command += ["-Q", self.queues]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "-n",
-                f"test-{os.getpid()}@%h",
-            ],
+            command,
             cwd=settings.BASE_DIR,
             env=self.env(),
             stdout=log,

@@ -84,6 +84,33 @@ def _job_intact(pk: str) -> bool:
     return Job.unscoped_objects.get(pk=pk).status == "queued"
 
 
+def _make_batch(tenant: Tenant) -> str:
+    from django_scopes import scope
+
+    from jobs.batches import batch_create
+
+    document_id = _make_document(tenant)
+    with scope(org=tenant.org.id):
+        batch = batch_create(
+            org=tenant.org,
+            created_by=tenant.admin,
+            kind="summarize",
+            payload={"provider": "local"},
+            selection={},
+            queue="summaries",
+            document_ids=[document_id],
+        )
+    return str(batch.id)
+
+
+def _batch_intact(pk: str) -> bool:
+    from jobs.models import Batch, Job
+
+    return Batch.unscoped_objects.get(pk=pk).status == "running" and not Job.unscoped_objects.filter(
+        batch_id=pk
+    ).exclude(status="queued")
+
+
 def _make_summary(tenant: Tenant) -> str:
     from documents.models import Document
     from summaries.models import Summary
@@ -139,6 +166,13 @@ ISOLATION_CASES: dict[str, IsolationCase] = {
         detail_route="jobs:job-detail",
         actions={"jobs:job-cancel": "post"},
     ),
+    "batches": IsolationCase(
+        make=_make_batch,
+        still_intact=_batch_intact,
+        list_route="batches:batch-list",
+        detail_route="batches:batch-detail",
+        actions={"batches:batch-cancel": "post"},
+    ),
     "summaries": IsolationCase(
         make=_make_summary,
         still_intact=lambda pk: __import__("summaries.models").models.Summary.unscoped_objects.filter(pk=pk).exists(),
@@ -193,6 +227,9 @@ NOT_TENANT_DATA: dict[str, str] = {
     "integrations:authorize": "starts a flow in the caller's own org (foreign integration_id: see integrations)",
     "integrations:callback": "public; the single-use state names the org (tested in integrations)",
     "integrations_documents:document-import-url": "creates a job in the caller's own org; no object id",
+    "summaries_documents:document-batch-summarize": (
+        "creates a batch in the caller's own org; another org's document ids are 400 not_found (summaries tests)"
+    ),
     "schema": "public OpenAPI schema",
     "docs": "public Swagger UI",
 }

@@ -53,6 +53,7 @@ def test_filters_and_shape(tenant, jobs):
         "progress",
         "document",
         "summary",
+        "batch",
         "result",
         "error",
         "attempts",
@@ -65,7 +66,8 @@ def test_filters_and_shape(tenant, jobs):
 
 
 @pytest.mark.parametrize(
-    "query, attr", [({"status": "done"}, "status"), ({"kind": "x"}, "kind"), ({"all": "maybe"}, "all")]
+    "query, attr",
+    [({"status": "done"}, "status"), ({"kind": "x"}, "kind"), ({"all": "maybe"}, "all"), ({"batch": "x"}, "batch")],
 )
 def test_bad_query(tenant, jobs, query, attr):
     assert_error_shape(tenant.client().get(URL, query), 400, attr=attr)

@@ -6,12 +6,12 @@ import sys
 from django.conf import settings
 
 from config.celery import app
-from jobs.dispatch import TASKS
+from jobs.scheduler import JOB_QUEUES, TASKS
 
 
 def test_worker_without_q_consumes_every_queue_we_use():
     declared = set(app.amqp.queues)
-    assert {queue for _task, queue in TASKS.values()} | {"default"} <= declared
+    assert set(JOB_QUEUES) | {"default"} <= declared
 
 
 def test_reliability_settings():
@@ -24,11 +24,13 @@ def test_reliability_settings():
     assert transport["socket_timeout"] and transport["socket_connect_timeout"]
     assert settings.LLM_TIMEOUT_S < conf.task_soft_time_limit < conf.task_time_limit < transport["visibility_timeout"]
     assert conf.beat_schedule["reap-stale-jobs"]["task"] == "jobs.reap_stale_jobs"
+    assert conf.beat_schedule["tick"]["task"] == "jobs.tick"
+    assert conf.beat_schedule["tick"]["schedule"] == settings.SCHEDULER_TICK_S
 
 
 def test_tasks_are_registered():
     app.loader.import_default_modules()
-    assert {"summaries.run_summarize_job", "jobs.reap_stale_jobs"} <= set(app.tasks)
+    assert {*TASKS.values(), "jobs.reap_stale_jobs", "jobs.tick"} <= set(app.tasks)
 
 
 def test_misordered_timeouts_refuse_to_start():

@@ -78,7 +78,7 @@ def test_transitions_publish_events_after_commit(job, django_capture_on_commit_c
         running = services.job_start(job_id=job.pk)
         services.job_set_progress(job_id=job.pk, lease_token=running.lease_token, progress=40)
         services.job_succeed(job_id=job.pk, lease_token=running.lease_token, result={})
-    assert len(callbacks) == 3  # nothing was sent before the commit
+    assert len(callbacks) >= 3  # nothing was sent before the commit (the rest: a scheduling round)
     for callback in callbacks:
         callback()
 
@@ -103,7 +103,7 @@ class TestReaper:
         assert services.job_reap_stale() == {"requeued": 1, "failed": 0, "redispatched": 0}
         requeued = reload(job)
         assert requeued.status == "queued" and requeued.error["code"] == "worker_lost"
-        assert requeued.dispatched_at and requeued.celery_task_id  # sent to the real broker again
+        assert requeued.dispatched_at is None and requeued.lease_token == ""  # waits for the scheduler again
 
     def test_expired_lease_fails_after_the_last_attempt(self, job, settings):
         settings.JOB_MAX_ATTEMPTS = 1
@@ -121,9 +121,13 @@ class TestReaper:
 
     def test_lost_publish_is_redispatched(self, job, settings):
         old = timezone.now() - timedelta(seconds=settings.JOB_REDISPATCH_AFTER_S + 5)
-        Job.unscoped_objects.filter(pk=job.pk).update(created_at=old, dispatched_at=None)
+        Job.unscoped_objects.filter(pk=job.pk).update(created_at=old, dispatched_at=old)
+        recent = Job.unscoped_objects.create(
+            org=job.org, kind="summarize", queue="summaries", dispatched_at=timezone.now()
+        )
         assert services.job_reap_stale()["redispatched"] == 1
-        assert reload(job).dispatched_at > old and reload(job).celery_task_id
+        assert reload(job).dispatched_at is None  # handed out again by the next round
+        assert reload(recent).dispatched_at is not None  # not stuck yet: left alone
 
 
 @pytest.mark.parametrize(

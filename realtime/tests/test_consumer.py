@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -181,6 +182,20 @@ class TestVisibility:
         await publish(org_a.org, "summary.created", {"id": "s1"})
         assert [(await receive(admin))["data"]["id"] for _ in range(3)] == ["admins-job", "members-job", "s1"]
         assert [(await receive(member))["data"]["id"] for _ in range(2)] == ["members-job", "s1"]
+        await assert_silent(member)
+        for ws in (member, admin):
+            await ws.disconnect()
+
+    async def test_batch_events_follow_the_job_rules(self, org_a):
+        member, _, _ = await connect(org_a.member)
+        admin, _, _ = await connect(org_a.admin)
+        await member.send_to(text_data=json.dumps({"type": "subscribe", "job_ids": [str(uuid.uuid4())]}))
+        assert (await receive(member))["type"] == "subscribed"
+        await publish(org_a.org, "batch.progress", {"id": "admins-batch"}, user_id=org_a.admin.id)
+        await publish(org_a.org, "batch.progress", {"id": "members-batch"}, user_id=org_a.member.id)
+        assert [(await receive(admin))["data"]["id"] for _ in range(2)] == ["admins-batch", "members-batch"]
+        # a member sees their own batches' events; subscribing narrows job events only
+        assert (await receive(member))["data"]["id"] == "members-batch"
         await assert_silent(member)
         for ws in (member, admin):
             await ws.disconnect()

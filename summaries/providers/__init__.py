@@ -8,7 +8,7 @@ from .base import Completion, LLMError, Provider, SummarizeOptions
 from .local import LocalProvider
 from .openai import OpenAICompatibleProvider, OpenAIConfig
 
-__all__ = ["Completion", "LLMError", "Provider", "SummarizeOptions", "available", "get_provider"]
+__all__ = ["Completion", "LLMError", "Provider", "SummarizeOptions", "available", "get_provider", "io_bound"]
 
 
 def available() -> list[str]:
@@ -17,6 +17,11 @@ def available() -> list[str]:
     if settings.LLM_API_KEY or settings.LLM_PROVIDER == "openai":
         names.append("openai")
     return names
+
+
+def io_bound(name: str | None = None) -> bool:
+    """Whether this provider's jobs wait on the network (the `llm` queue) or use the CPU."""
+    return (name or settings.LLM_PROVIDER) != "local"
 
 
 def get_provider(name: str | None = None) -> Provider:
@@ -30,7 +35,6 @@ def get_provider(name: str | None = None) -> Provider:
                 api_key=settings.LLM_API_KEY,
                 model=settings.LLM_MODEL,
                 timeout_s=settings.LLM_TIMEOUT_S,
-                max_retries=settings.LLM_MAX_RETRIES,
                 context_tokens=settings.LLM_CONTEXT_TOKENS,
                 max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
             )

@@ -33,6 +33,9 @@ class SummarizeOptions:
 
 class Provider(Protocol):
     name: str
+    #: True when calls wait on the network (an LLM server): such jobs run many at once on
+    #: the `llm` queue and a long document's map steps run in parallel. False: CPU-bound.
+    io_bound: bool
 
     def context_tokens(self) -> int:
         """How many tokens one call may hold, prompt and answer together."""
@@ -44,10 +47,12 @@ class LLMError(Exception):
     code = "llm_error"
     transient = False
 
-    def __init__(self, detail: str, *, retry_after: float | None = None):
+    def __init__(self, detail: str, *, retry_after: float | None = None, booked_out: bool = False):
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
+        # Raised before any call was made: Precis' own limiter has no turn soon enough.
+        self.booked_out = booked_out
 
 
 class LLMRateLimited(LLMError):

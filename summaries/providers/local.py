@@ -120,6 +120,7 @@ class LocalProvider:
 
     name = "local"
     model_name = "precis-extractive-1"
+    io_bound = False  # CPU-bound: runs in worker processes (`summaries` queue)
 
     def context_tokens(self) -> int:
         return 1_000_000

@@ -1,24 +1,27 @@
 """Any OpenAI-compatible chat-completions server: OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp.
 
 POST {LLM_BASE_URL}/chat/completions with `Authorization: Bearer LLM_API_KEY`.
-Each call waits at most LLM_TIMEOUT_S. 429, 5xx, timeouts and connection
-errors are retried (tenacity) up to LLM_MAX_RETRIES times with exponential
-backoff, honouring `Retry-After` (seconds or an HTTP date) up to a cap; other
-4xx are not retried. A body that is not the expected JSON is an error
-(`llm_bad_response`), never a crash.
+`summarize()` makes exactly one call: it books its turn with the shared limiter
+(ratelimit.py) and waits for it, sends within LLM_TIMEOUT_S, tells the limiter
+what the server's headers said, and maps every failure to an LLMError with a
+stable code. Retrying is the caller's business (summaries.calls: one budget per
+job). A body that is not the expected JSON is an error (`llm_bad_response`),
+never a crash. At most LLM_CONCURRENCY calls of a process are on the wire at once.
 """
 
 from __future__ import annotations
 
-import email.utils
+import threading
 import time
 from dataclasses import dataclass
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 from config.metrics import record_llm_call
 
+from . import ratelimit
 from .base import (
     Completion,
     LLMBadRequest,
@@ -29,13 +32,33 @@ from .base import (
     LLMUnavailable,
     SummarizeOptions,
 )
-from .ratelimit import acquire_llm_slot
 from .tokens import estimate_tokens
 
 SYSTEM_PROMPT = (
     "You summarize documents faithfully. Use only facts from the document; keep names, dates and figures exact."
 )
-MAX_RETRY_AFTER_S = 60.0  # a longer Retry-After ends the call; the job is retried later
+
+_in_flight: threading.BoundedSemaphore | None = None
+_in_flight_lock = threading.Lock()
+_sessions = threading.local()
+
+
+def _wire_slots() -> threading.BoundedSemaphore:
+    global _in_flight
+    with _in_flight_lock:
+        if _in_flight is None:
+            _in_flight = threading.BoundedSemaphore(max(1, settings.LLM_CONCURRENCY))
+        return _in_flight
+
+
+def _session() -> requests.Session:
+    """One keep-alive session per thread (a Session is not safe to share between threads)."""
+    session = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = requests.Session()
+        session.mount("http://", HTTPAdapter(pool_maxsize=4))
+        session.mount("https://", HTTPAdapter(pool_maxsize=4))
+    return session
 
 
 @dataclass(frozen=True)
@@ -44,86 +67,72 @@ class OpenAIConfig:
     api_key: str
     model: str
     timeout_s: float
-    max_retries: int
     context_tokens: int
     max_output_tokens: int
 
 
-def _retry_after_seconds(response: requests.Response | None) -> float | None:
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _wait(state: RetryCallState) -> float:
-    """Exponential backoff (0.5 s, 1 s, 2 s, ... up to 10 s) unless the server said how long."""
-    error = state.outcome.exception() if state.outcome else None
-    if isinstance(error, LLMError) and error.retry_after is not None:
-        return min(error.retry_after, MAX_RETRY_AFTER_S)
-    return min(10.0, 0.5 * 2 ** (state.attempt_number - 1))
-
-
-def _retryable(error: BaseException) -> bool:
-    if not isinstance(error, LLMError) or not error.transient:
-        return False
-    return error.retry_after is None or error.retry_after <= MAX_RETRY_AFTER_S
-
-
 class OpenAICompatibleProvider:
     name = "openai"
+    io_bound = True  # its jobs wait on the network: the `llm` queue, many at once
 
     def __init__(self, config: OpenAIConfig, session: requests.Session | None = None):
         self.config = config
-        self.session = session or requests.Session()
+        self.session = session
 
     def context_tokens(self) -> int:
         return self.config.context_tokens
 
-    def summarize(self, prompt: str, options: SummarizeOptions) -> Completion:
-        retrying = Retrying(
-            stop=stop_after_attempt(self.config.max_retries + 1),
-            wait=_wait,
-            retry=retry_if_exception(_retryable),
-            reraise=True,
-        )
-        return retrying(self._call_once, prompt, options)
+    def model_for(self, options: SummarizeOptions) -> str:
+        return options.model or self.config.model
 
-    def _call_once(self, prompt: str, options: SummarizeOptions) -> Completion:
-        acquire_llm_slot(provider=self.name, org_id=options.org_id)
-        model = options.model or self.config.model
+    def summarize(self, prompt: str, options: SummarizeOptions) -> Completion:
+        model = self.model_for(options)
+        max_tokens = min(self.config.max_output_tokens, max(64, int(options.max_words * 2)))
         body = {
             "model": model,
             "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}],
             "temperature": options.temperature,
-            "max_tokens": min(self.config.max_output_tokens, max(64, int(options.max_words * 2))),
+            "max_tokens": max_tokens,
         }
+        booked = estimate_tokens(SYSTEM_PROMPT) + estimate_tokens(prompt) + max_tokens
+        try:
+            turn = ratelimit.reserve(
+                provider=self.name,
+                model=model,
+                org_id=options.org_id,
+                tokens=booked,
+                max_wait_s=settings.LLM_RATE_LIMIT_MAX_WAIT_S,
+            )
+        except ratelimit.RateLimitWait as wait:
+            raise LLMRateLimited(
+                f"Precis' LLM rate limit is booked for the next {wait.wait_s:.0f} s; the job will be retried.",
+                retry_after=wait.wait_s,
+                booked_out=True,
+            ) from None
+        if turn.wait_s:
+            time.sleep(turn.wait_s)
         headers = {"Content-Type": "application/json"}
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         url = self.config.base_url.rstrip("/") + "/chat/completions"
+        response = None
         started = time.perf_counter()
         try:
             try:
-                response = self.session.post(url, json=body, headers=headers, timeout=(5, self.config.timeout_s))
+                with _wire_slots():
+                    response = (self.session or _session()).post(
+                        url, json=body, headers=headers, timeout=(5, self.config.timeout_s)
+                    )
             except requests.Timeout:
                 raise LLMTimeout(f"The LLM did not answer within {self.config.timeout_s:g} s.") from None
             except requests.RequestException as exc:
                 raise LLMUnavailable(f"Could not reach the LLM server ({exc.__class__.__name__}).") from None
             completion = self._parse(response, model, prompt)
         except LLMError as error:
+            self._settle(turn, response, None)
             record_llm_call(provider=self.name, seconds=time.perf_counter() - started, error=error.code)
             raise
+        self._settle(turn, response, completion.prompt_tokens + completion.completion_tokens)
         record_llm_call(
             provider=self.name,
             seconds=time.perf_counter() - started,
@@ -132,14 +141,23 @@ class OpenAICompatibleProvider:
         )
         return completion
 
+    @staticmethod
+    def _settle(turn: ratelimit.Reservation, response: requests.Response | None, used: int | None) -> None:
+        if response is None:
+            return
+        ratelimit.settle(turn, status=response.status_code, headers=response.headers, used_tokens=used)
+
     def _parse(self, response: requests.Response, model: str, prompt: str) -> Completion:
         status = response.status_code
         if status == 429:
             raise LLMRateLimited(
-                "The LLM server is rate limiting requests (429).", retry_after=_retry_after_seconds(response)
+                "The LLM server is rate limiting requests (429).",
+                retry_after=ratelimit.retry_after_seconds(response.headers),
             )
         if status >= 500:
-            raise LLMUnavailable(f"The LLM server failed ({status}).", retry_after=_retry_after_seconds(response))
+            raise LLMUnavailable(
+                f"The LLM server failed ({status}).", retry_after=ratelimit.retry_after_seconds(response.headers)
+            )
         if status >= 400:
             raise LLMBadRequest(f"The LLM server refused the request ({status}): {_error_message(response)}")
         try:

@@ -3,13 +3,20 @@
 It speaks the real protocol (POST /v1/chat/completions, JSON in and out,
 `usage`, error bodies) and can be scripted to fail the way real servers do:
 429 with Retry-After, 5xx, hanging past the client's timeout, garbage bodies.
-It listens on 127.0.0.1 only.
+Like a real provider it can take its time (`latency`: seconds, or a function
+giving them) and enforce a hard limit of requests per sliding 60 s window
+(`limit_rpm`: 429 with Retry-After above it, and OpenAI's x-ratelimit-*
+headers on every answer when `send_limit_headers`). It records when each
+request arrived and how many were in flight at most. 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -29,8 +36,17 @@ class FakeLLM:
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.arrived = threading.Condition(self.lock)
+        self.latency: float | Callable[[], float] = 0.0
+        self.limit_rpm: int | None = None
+        self.send_limit_headers = False
+        self.arrivals: list[float] = []  # time.time() of every request
+        self.refused: list[float] = []  # ...of those answered 429 for the limit
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._window: deque[float] = deque()  # accepted requests of the last 60 s
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
+        self.server.request_queue_size = 256
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -50,6 +66,13 @@ class FakeLLM:
         with self.lock:
             self.script.clear()
             self.requests.clear()
+            self.arrivals.clear()
+            self.refused.clear()
+            self._window.clear()
+            self.latency = 0.0
+            self.limit_rpm = None
+            self.send_limit_headers = False
+            self.peak_in_flight = self.in_flight
         self.release.clear()
 
     def then(self, *replies: Reply) -> FakeLLM:
@@ -63,9 +86,46 @@ class FakeLLM:
 
     def _next(self, request: dict) -> Reply:
         with self.arrived:
+            now = time.time()
             self.requests.append(request)
+            self.arrivals.append(now)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             self.arrived.notify_all()
-            return self.script.pop(0) if self.script else Reply()
+            if self.limit_rpm:
+                while self._window and self._window[0] <= now - 60:
+                    self._window.popleft()
+                if len(self._window) >= self.limit_rpm:
+                    self.refused.append(now)
+                    wait = max(1, int(self._window[0] + 60 - now + 0.999))
+                    return Reply(
+                        status=429,
+                        body=b'{"error": {"message": "Rate limit reached"}}',
+                        headers={"Retry-After": str(wait), **self._limit_headers(now)},
+                    )
+                self._window.append(now)
+            reply = self.script.pop(0) if self.script else Reply()
+            if self.send_limit_headers:
+                reply = Reply(reply.status, reply.body, {**self._limit_headers(now), **reply.headers}, reply.hang)
+            return reply
+
+    def _limit_headers(self, now: float) -> dict[str, str]:
+        if not (self.limit_rpm and self.send_limit_headers):
+            return {}
+        reset = (self._window[0] + 60 - now) if self._window else 0.0
+        return {
+            "x-ratelimit-limit-requests": str(self.limit_rpm),
+            "x-ratelimit-remaining-requests": str(max(0, self.limit_rpm - len(self._window))),
+            "x-ratelimit-reset-requests": f"{max(reset, 0.0):.3f}s",
+        }
+
+    def _done(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+    def _delay(self) -> float:
+        latency = self.latency
+        return latency() if callable(latency) else latency
 
     def _handler(self):
         fake = self
@@ -84,10 +144,12 @@ class FakeLLM:
                 request["_auth"] = self.headers.get("Authorization")
                 request["_path"] = self.path
                 reply = fake._next(request)
-                if reply.hang:
-                    fake.release.wait(timeout=30)
-                body = reply.body if reply.body is not None else fake.completion(request)
                 try:
+                    if reply.hang:
+                        fake.release.wait(timeout=30)
+                    elif reply.status != 429 and (delay := fake._delay()) > 0:
+                        time.sleep(delay)
+                    body = reply.body if reply.body is not None else fake.completion(request)
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
                     for name, value in reply.headers.items():
@@ -97,6 +159,8 @@ class FakeLLM:
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): that is the point of `hang`
+                finally:
+                    fake._done()
 
         return Handler
 

@@ -35,7 +35,7 @@ class TestSummarizeRequest:
             assert response.status_code == 202, response.content
             job = Job.unscoped_objects.get(pk=response.json()["id"])
             assert job.payload["template_id"] == template_id and job.created_by == tenant.member
-            assert job.dispatched_at is not None  # handed to the real broker
+            assert job.queue == "summaries" and job.priority == Job.Priority.INTERACTIVE  # the local provider
 
     def test_other_orgs_template_is_not_found(self, tenant, other_tenant, document):
         theirs = Template.unscoped_objects.create(org=other_tenant.org, name="Theirs", body="{{ document.content }}")

@@ -1,11 +1,12 @@
-"""The OpenAI-compatible provider against a loopback server speaking the real protocol."""
+"""The OpenAI-compatible provider against a loopback server speaking the real protocol: one call
+per summarize(), every failure a stable error, the server's rate-limit words passed to the limiter."""
 
 import socket
 import time
 
 import pytest
 
-from summaries.providers import get_provider
+from summaries.providers import get_provider, ratelimit
 from summaries.providers.base import (
     LLMBadRequest,
     LLMBadResponse,
@@ -22,7 +23,6 @@ OPTIONS = SummarizeOptions(max_words=50)
 @pytest.fixture
 def provider(fake_llm, settings):
     settings.LLM_TIMEOUT_S = 1
-    settings.LLM_MAX_RETRIES = 2
     settings.LLM_MODEL = "fake-model"
     return get_provider("openai")
 
@@ -37,50 +37,76 @@ def test_200(provider, fake_llm):
     assert request["messages"][0]["role"] == "system"
 
 
-def test_429_honours_retry_after_then_succeeds(provider, fake_llm):
-    fake_llm.then(Reply(status=429, body=b'{"error": {"message": "slow down"}}', headers={"Retry-After": "1"}))
-    started = time.monotonic()
-    assert provider.summarize("hello", OPTIONS).text.startswith("Summary:")
-    assert time.monotonic() - started >= 0.9  # waited as told
-    assert len(fake_llm.requests) == 2
-
-
-def test_429_retry_after_http_date(provider, fake_llm):
-    from email.utils import formatdate
-
-    fake_llm.then(Reply(status=429, body=b"{}", headers={"Retry-After": formatdate(time.time() + 1, usegmt=True)}))
-    assert provider.summarize("hello", OPTIONS).text
-    assert len(fake_llm.requests) == 2
-
-
-def test_429_with_too_long_retry_after_gives_up_as_transient(provider, fake_llm):
-    fake_llm.then(Reply(status=429, body=b"{}", headers={"Retry-After": "3600"}))
+def test_429_is_rate_limited_with_the_servers_wait_and_pauses_the_limiter(provider, fake_llm):
+    fake_llm.then(Reply(status=429, body=b'{"error": {"message": "slow down"}}', headers={"Retry-After": "2"}))
     with pytest.raises(LLMRateLimited) as exc:
         provider.summarize("hello", OPTIONS)
-    assert exc.value.transient and exc.value.retry_after == pytest.approx(3600)
+    assert exc.value.transient and not exc.value.booked_out and exc.value.retry_after == pytest.approx(2)
+    assert len(fake_llm.requests) == 1  # one call: retrying is the job's business (summaries.calls)
+    # every caller now waits for the server's Retry-After before its turn
+    turn = ratelimit.reserve(provider="openai", model="fake-model", org_id=None, tokens=10, max_wait_s=10)
+    assert 1.5 < turn.wait_s <= 2.05
+
+
+def test_429_retry_after_http_date_and_ms(provider, fake_llm):
+    from email.utils import formatdate
+
+    fake_llm.then(
+        Reply(status=429, body=b"{}", headers={"Retry-After": formatdate(time.time() + 30, usegmt=True)}),
+        Reply(status=429, body=b"{}", headers={"retry-after-ms": "1500"}),
+    )
+    for expected in (30, 1.5):
+        with pytest.raises(LLMRateLimited) as exc:
+            provider.summarize("hello", OPTIONS)
+        assert exc.value.retry_after == pytest.approx(expected, abs=1.1)
+        ratelimit._redis_store._redis().delete(ratelimit.model_key("openai", "fake-model"))  # no waiting here
+
+
+def test_booked_out_limiter_raises_before_any_call(provider, fake_llm, settings):
+    settings.LLM_RATE_LIMIT_RPM = 60  # about one call a second, a burst of one
+    settings.LLM_RATE_LIMIT_MAX_WAIT_S = 0.5
+    provider.summarize("one", OPTIONS)
+    with pytest.raises(LLMRateLimited) as exc:
+        provider.summarize("two", OPTIONS)
+    assert exc.value.booked_out and 0.9 < exc.value.retry_after <= 1.1
     assert len(fake_llm.requests) == 1
 
 
-def test_500_then_200(provider, fake_llm):
-    fake_llm.then(Reply(status=500, body=b'{"error": "boom"}'), Reply(status=503, body=b"<html>down</html>"))
-    assert provider.summarize("hello", OPTIONS).text
-    assert len(fake_llm.requests) == 3
-
-
-def test_500_until_retries_run_out(provider, fake_llm):
-    fake_llm.then(*[Reply(status=502, body=b"bad gateway")] * 3)
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_5xx_is_unavailable(provider, fake_llm, status):
+    fake_llm.then(Reply(status=status, body=b"<html>down</html>"))
     with pytest.raises(LLMUnavailable) as exc:
         provider.summarize("hello", OPTIONS)
     assert exc.value.code == "llm_unavailable" and exc.value.transient
-    assert len(fake_llm.requests) == 3
+    assert len(fake_llm.requests) == 1
+
+
+def test_rate_limit_headers_are_learned(provider, fake_llm):
+    fake_llm.then(
+        Reply(
+            headers={
+                "x-ratelimit-limit-requests": "120",
+                "x-ratelimit-remaining-requests": "119",
+                "x-ratelimit-limit-tokens": "90000",
+                "x-ratelimit-remaining-tokens": "0",
+                "x-ratelimit-reset-tokens": "3s",
+            }
+        )
+    )
+    provider.summarize("hello", OPTIONS)
+    (state,), _ = ratelimit._store().read([ratelimit.model_key("openai", "fake-model")])
+    assert state["lr"] == 120 and state["lt"] == 90000
+    # no tokens left until the reset: the next turn is about 3 s away
+    turn = ratelimit.reserve(provider="openai", model="fake-model", org_id=None, tokens=10, max_wait_s=10)
+    assert 2.5 < turn.wait_s <= 3.05
 
 
 def test_timeout(provider, fake_llm):
-    fake_llm.then(*[Reply(hang=True)] * 3)
+    fake_llm.then(Reply(hang=True))
     with pytest.raises(LLMTimeout) as exc:
         provider.summarize("hello", OPTIONS)
-    assert exc.value.code == "llm_timeout"
-    assert len(fake_llm.requests) == 3
+    assert exc.value.code == "llm_timeout" and exc.value.transient
+    assert len(fake_llm.requests) == 1
 
 
 @pytest.mark.parametrize(
@@ -115,7 +141,6 @@ def test_connection_refused_is_unavailable(settings):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings.LLM_BASE_URL = f"http://127.0.0.1:{port}/v1"
-    settings.LLM_MAX_RETRIES = 1
     with pytest.raises(LLMUnavailable):
         get_provider("openai").summarize("hello", OPTIONS)
 

@@ -109,13 +109,23 @@ def test_long_document_map_reduce_through_the_worker(celery_worker, fake_llm, te
 
 
 def test_transient_llm_errors_retry_then_succeed(celery_worker, fake_llm, tenant):
-    fake_llm.then(*[Reply(status=503, body=b"busy", headers={"Retry-After": "0"})] * 2)
+    fake_llm.then(Reply(status=503, body=b"busy", headers={"Retry-After": "0"}))
     client = tenant.client()
     job = summarize(client, make_document(client)["id"], provider="openai").json()
     done = wait_for_status(job["id"], "succeeded", "failed")
-    # the worker retries each call once (LLM_MAX_RETRIES=1): attempt 1 fails, the job is requeued
+    # the call is retried in place, from the job's budget (LLM_MAX_RETRIES=1 in the worker)
     assert done.status == "succeeded", done.error
-    assert done.attempts == 2 and len(fake_llm.requests) == 3
+    assert done.attempts == 1 and len(fake_llm.requests) == 2
+
+
+def test_a_failing_provider_sees_a_few_calls_per_job(celery_worker, fake_llm, tenant):
+    """One retry budget per job: not LLM_MAX_RETRIES calls per attempt times JOB_MAX_ATTEMPTS."""
+    fake_llm.then(*[Reply(status=500, body=b"down")] * 20)
+    client = tenant.client()
+    job = summarize(client, make_document(client)["id"], provider="openai").json()
+    done = wait_for_status(job["id"], "failed", "succeeded")
+    assert done.error["code"] == "llm_unavailable" and "Gave up after 1 retry" in done.error["detail"]
+    assert done.attempts == 1 and len(fake_llm.requests) == 2  # LLM_MAX_RETRIES + 1
 
 
 def test_permanent_llm_error_fails_the_job_clearly(celery_worker, fake_llm, tenant):
@@ -145,19 +155,21 @@ def test_duplicate_deliveries_write_one_summary(celery_worker, tenant):
     assert job_row(job["id"]).attempts == done.attempts == 1
 
 
-def test_cancel_a_running_multi_chunk_job(celery_worker, fake_llm, tenant):
-    fake_llm.then(Reply(), Reply(hang=True))  # the second chunk's call hangs until released
+def test_cancel_a_running_multi_chunk_job(celery_worker, fake_llm, tenant, settings):
+    fake_llm.then(Reply(), *[Reply(hang=True)] * 20)  # after the first chunk every call hangs until released
     client = tenant.client()
     document = make_document(client, content=long_text(20))
     job = summarize(client, document["id"], provider="openai").json()
-    assert fake_llm.wait_for_requests(2)
+    # the map steps run LLM_MAP_CONCURRENCY at a time: the first answers, the next ones hang
+    assert fake_llm.wait_for_requests(1 + settings.LLM_MAP_CONCURRENCY)
     assert job_row(job["id"]).status == "running"
     response = client.post(f"/api/v1/jobs/{job['id']}/cancel/")
     assert response.status_code == 202 and response.json()["status"] == "cancelled"
+    sent = len(fake_llm.requests)
     fake_llm.release.set()
-    # the worker notices between chunks and stops: no more calls, no summary
+    # the worker notices as the calls in flight come back and starts no other
     wait_until(lambda: worker_logged(celery_worker, "stopped: cancelled", job["id"]), timeout=30)
-    assert len(fake_llm.requests) == 2
+    assert len(fake_llm.requests) == sent
     final = job_row(job["id"])
     assert final.status == "cancelled" and final.summary_id is None
     assert not Summary.unscoped_objects.exists()

@@ -1,30 +1,30 @@
 """manage.py resummarize --org SLUG [--template ID] [--since DATE] [--provider NAME] [--dry-run]
 
-Queues a summarize job for every document of an organization (optionally only
-those created or changed since DATE), with the given template (default: the
-system "Executive summary"). Jobs are dispatched after commit; if the broker is
-down they stay queued and the reaper sends them later. Exit 1 on any failure.
+Summarizes every document of an organization again (optionally only those created or
+changed since DATE) with the given template (default: the system "Executive summary"),
+as batches of at most MAX_BATCH_DOCUMENTS documents: they share the workers fairly with
+everyone else's work, and `GET /api/v1/batches/{id}/` follows them. Jobs wait in the
+database; if the broker is down they are handed out once it is back. Exit 1 on failure.
 """
 
-import sys
 from datetime import datetime, time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from tqdm import tqdm
 
 from config.errors import PrecisError
 from documents.models import Document
-from jobs.dispatch import dispatch_on_commit
+from jobs.scheduler import schedule_on_commit
 from organizations.models import Organization
 from organizations.tenancy import org_scope
 from summaries import services
 
 
 class Command(BaseCommand):
-    help = "Queue summarize jobs for an organization's documents."
+    help = "Summarize an organization's documents again, as batches."
 
     def add_arguments(self, parser):
         parser.add_argument("--org", required=True, help="organization slug")
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--provider", default=None, help="LLM provider (default: LLM_PROVIDER)")
         parser.add_argument("--dry-run", action="store_true", help="count the documents, queue nothing")
-        parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--no-progress", action="store_true", help="(kept for scripts; batches print no bar)")
 
     def handle(self, *args, **options):
         org = Organization.objects.filter(slug=options["org"]).first()
@@ -43,36 +43,31 @@ class Command(BaseCommand):
         since = self._since(options["since"])
         admin = org.users.filter(role="admin", is_active=True).order_by("date_joined").first()
         with org_scope(org.id):
-            documents = Document.objects.order_by("created_at").only("id")
+            documents = Document.objects.order_by("created_at", "id")
             if since:
                 documents = documents.filter(updated_at__gte=since)
-            total = documents.count()
+            ids = list(documents.values_list("id", flat=True))
             if options["dry_run"]:
-                self.stdout.write(f"would queue {total} summarize job(s) in {org.slug}")
+                self.stdout.write(f"would queue {len(ids)} summarize job(s) in {org.slug}")
                 return
-            queued = failed = 0
-            for document in tqdm(
-                documents.iterator(chunk_size=500), total=total, disable=options["no_progress"], file=sys.stderr
-            ):
+            size = settings.MAX_BATCH_DOCUMENTS
+            batches = []
+            for start in range(0, len(ids), size):
                 try:
                     with transaction.atomic():
-                        job = services.summary_request(
+                        batch = services.summary_batch_request(
                             org=org,
                             user=admin,
-                            document=document,
+                            document_ids=ids[start : start + size],
                             template_id=options["template"],
                             provider=options["provider"],
                         )
-                        dispatch_on_commit(job)
-                    queued += 1
+                        schedule_on_commit()
                 except PrecisError as exc:
-                    failed += 1
-                    self.stderr.write(f"failed {document.pk}: {exc.detail}")
-                    if failed == 1 and exc.get_codes() in ("not_found", "invalid_provider"):
-                        break  # the same for every document
-        self.stdout.write(f"queued {queued} summarize job(s) in {org.slug}; {failed} failed")
-        if failed:
-            raise CommandError(f"{failed} document(s) could not be queued.", returncode=1)
+                    raise CommandError(f"could not queue the documents: {exc.detail}", returncode=1) from exc
+                batches.append(batch)
+                self.stdout.write(f"batch {batch.pk}: {batch.total} document(s)")
+        self.stdout.write(f"queued {len(ids)} summarize job(s) in {org.slug} in {len(batches)} batch(es)")
 
     @staticmethod
     def _since(value):

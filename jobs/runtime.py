@@ -1,0 +1,89 @@
+"""What keeps jobs moving besides their own events: the tick, and workers' capacity.
+
+- `tick()`: a scheduling round that does not wait for a busy lock, plus the batch
+  progress events that throttling held back. Celery beat runs it every
+  SCHEDULER_TICK_S (task `jobs.tick`), each worker once when it is ready, and the
+  embedded server from a thread. It is what hands out delayed retries (`not_before`).
+- Each Celery worker registers its slots for the queues it consumes (jobs.capacity)
+  when ready, refreshes them with its heartbeat and removes them when it stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+
+from . import capacity, scheduler
+
+logger = logging.getLogger(__name__)
+
+_ticker: threading.Thread | None = None
+
+
+def tick() -> int:
+    """One round without waiting; returns how many jobs were handed over."""
+    from .batches import batch_flush_progress
+
+    sent = 0
+    try:
+        sent = len(scheduler.schedule(wait=False))
+    except capacity.BrokerUnavailable:
+        logger.warning("tick: broker unavailable; jobs keep waiting")
+    batch_flush_progress()
+    return sent
+
+
+def start_ticker() -> None:
+    """The embedded server's tick, from a daemon thread (no beat runs there)."""
+    global _ticker
+    if _ticker is not None:
+        return
+
+    def loop() -> None:
+        from django.db import close_old_connections
+
+        while True:
+            try:
+                tick()
+            except Exception:
+                logger.exception("tick failed")
+            finally:
+                close_old_connections()
+            time.sleep(settings.SCHEDULER_TICK_S)
+
+    _ticker = threading.Thread(target=loop, name="precis-tick", daemon=True)
+    _ticker.start()
+
+
+# -- Celery workers ----------------------------------------------------------------
+_registration: tuple[str, list[str], int] | None = None
+
+
+def worker_ready(consumer) -> None:
+    """Register the worker's slots and ask for a round (as a task: a prefork parent must
+    not open database connections its children would inherit)."""
+    global _registration
+    consumed = consumer.app.amqp.queues.consume_from or consumer.app.amqp.queues
+    queues = [name for name in consumed if name in scheduler.JOB_QUEUES]
+    if not queues:
+        return
+    pool = consumer.pool
+    slots = int(getattr(pool, "num_processes", None) or getattr(pool, "limit", None) or 1)
+    _registration = (consumer.hostname, queues, slots)
+    capacity.register(*_registration)
+    logger.info("worker %s: %d slot(s) for %s", consumer.hostname, slots, ", ".join(queues))
+    consumer.app.send_task("jobs.tick", queue="default")
+
+
+def worker_refresh() -> None:
+    """With the worker's heartbeat: its registration stays fresh."""
+    if _registration:
+        capacity.register(*_registration)
+
+
+def worker_stopped() -> None:
+    if _registration:
+        capacity.unregister(_registration[0], _registration[1])
