@@ -7,7 +7,7 @@ import json
 
 from bench.common import RESULTS, ROOT
 
-ORDER = ["rest_list", "growth", "pipeline", "websocket", "extraction", "long_documents"]
+ORDER = ["rest_list", "growth", "pipeline", "llm_throughput", "websocket", "extraction", "long_documents"]
 
 
 def load() -> list[dict]:

@@ -55,6 +55,18 @@ def _task_failure(task_id=None, exception=None, **_):
     _log().error("task failed", error=exception.__class__.__name__ if exception else None, exc_info=exception)
 
 
+@signals.celeryd_init.connect
+def _llm_threads(conf=None, options=None, **_):
+    """A threads-pool worker (the `llm` one) runs LLM_CONCURRENCY threads unless its command
+    line says `--concurrency`: the setting is the one place that number lives."""
+    from django.conf import settings
+
+    options = options or {}
+    pool = options.get("pool") or options.get("pool_cls") or conf.worker_pool
+    if "thread" in str(pool) and not options.get("concurrency"):
+        conf.worker_concurrency = settings.LLM_CONCURRENCY
+
+
 @signals.worker_init.connect
 def _send_events_through_one_loop(**_):
     """Events go to the channel layer through one loop per worker process (realtime.sender)."""

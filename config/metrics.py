@@ -7,7 +7,10 @@
   second (HINCRBYFLOATs in one pipeline), so whichever web process is scraped
   reports the totals of every worker on every machine.
 - Read at scrape time: active jobs by kind and status (PostgreSQL, partial
-  index), queue depth per Celery queue (Redis LLEN), live workers (heartbeats).
+  index), jobs waiting for a slot per queue (the scheduler's queue, PostgreSQL),
+  worker slots per queue (jobs.capacity), messages per Celery queue (Redis LLEN;
+  small by design: the scheduler hands out only what workers can start), live
+  workers (heartbeats).
 
 Access: `Authorization: Bearer $METRICS_TOKEN`; without METRICS_TOKEN only
 loopback clients may scrape.
@@ -194,6 +197,19 @@ class _ScrapeTimeCollector:
             for queue in settings.CELERY_TASK_QUEUES:
                 depth.add_metric([queue], client.llen(queue))
         yield depth
+        from jobs import capacity, scheduler
+
+        waiting = GaugeMetricFamily(
+            "precis_jobs_waiting", "Jobs waiting for a worker's slot (the fair queue)", labels=["queue"]
+        )
+        counts = scheduler.waiting_counts()
+        for queue in scheduler.JOB_QUEUES:
+            waiting.add_metric([queue], counts.get(queue, 0))
+        yield waiting
+        slots = GaugeMetricFamily("precis_worker_slots", "Job slots of the live workers per queue", labels=["queue"])
+        for queue, count in capacity.capacity(list(scheduler.JOB_QUEUES)).items():
+            slots.add_metric([queue], count)
+        yield slots
         yield GaugeMetricFamily("precis_workers_alive", "Celery workers with a recent heartbeat", value=workers_alive())
 
     def _counter(self, name, documentation, store_name):

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -72,9 +73,9 @@ def worker_ready(consumer) -> None:
         return
     pool = consumer.pool
     slots = int(getattr(pool, "num_processes", None) or getattr(pool, "limit", None) or 1)
-    _registration = (consumer.hostname, queues, slots)
+    _registration = (f"{consumer.hostname}:{os.getpid()}", queues, slots)
     capacity.register(*_registration)
-    logger.info("worker %s: %d slot(s) for %s", consumer.hostname, slots, ", ".join(queues))
+    logger.info("worker %s: %d slot(s) for %s", _registration[0], slots, ", ".join(queues))
     consumer.app.send_task("jobs.tick", queue="default")
 
 

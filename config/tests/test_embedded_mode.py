@@ -49,6 +49,7 @@ def test_embedded_server_runs_llm_calls_side_by_side_and_resumes_after_a_crash(t
             "LLM_BASE_URL": fake_llm.url,
             "LLM_API_KEY": "test-key",
             "LLM_TIMEOUT_S": "20",
+            "LLM_RATE_LIMIT_RPM": "6000",  # a known limit: no single first call to learn it
         }
     )
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=settings.BASE_DIR, env=env, check=True)

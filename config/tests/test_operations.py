@@ -120,6 +120,7 @@ class TestMetrics:
         assert 'precis_llm_calls_total{outcome="ok",provider="local"}' in text
         assert 'precis_llm_tokens_total{kind="prompt",provider="local"}' in text
         assert 'precis_queue_depth{queue="summaries"}' in text
+        assert 'precis_jobs_waiting{queue="llm"} 0.0' in text and 'precis_worker_slots{queue="llm"}' in text
         assert "precis_jobs_active" in text and "precis_workers_alive" in text
 
 

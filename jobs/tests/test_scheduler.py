@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def slots(monkeypatch):
+def slots(monkeypatch, settings):
+    settings.LLM_RATE_LIMIT_RPM = 60_000  # a known, generous limit: the LLM gate admits what fits
     values = {queue: 0 for queue in scheduler.JOB_QUEUES}
     monkeypatch.setattr(scheduler.capacity, "capacity", lambda queues: {q: values[q] for q in queues})
     return values

@@ -19,7 +19,9 @@ The limit of a bucket is the smallest of what is known:
 
 A token reservation is the prompt's estimate plus the answer's `max_tokens`, settled to
 the real usage once the answer is in. The scheduler asks `room()` before handing out
-LLM jobs, so work waits in the fair queue rather than in a limiter line.
+LLM jobs, so work waits in the fair queue rather than in a limiter line. While nothing is
+known about a model (no configuration, no answer yet) the scheduler hands out one job
+only: its answer's headers tell the limit before a burst can overrun it.
 """
 
 from __future__ import annotations
@@ -252,6 +254,8 @@ def reserve(*, provider: str, model: str, org_id: str | None, tokens: int, max_w
         if start - now > max_wait_s * 1000.0:
             return None, RateLimitWait((start - now) / 1000.0)
         _observe_call(state, now)
+        if not (rpm or tpm or state.get("seen")):
+            state["probe"] = now  # the first call to an unknown server: room() waits for its answer
         state["avg"] = tokens if "avg" not in state else 0.9 * state["avg"] + 0.1 * tokens
         return states, Reservation(provider, model, org_id, tokens, start, now)
 
@@ -270,6 +274,8 @@ def settle(
 
     def apply(states: list[dict], now: float):
         state = states[0]
+        state["seen"] = 1.0
+        state.pop("probe", None)
         if hints.get("limit_requests"):
             state["lr"] = hints["limit_requests"]
         if hints.get("limit_tokens"):
@@ -323,6 +329,10 @@ def room(pairs: list[tuple[str, str]], *, horizon_s: float) -> dict[tuple[str, s
             continue
         counts = []
         rpm, tpm = request_limit(state), token_limit(state)
+        if not (rpm or tpm or state.get("seen")):  # nothing known yet: one call, then its headers
+            probing = now - state.get("probe", -math.inf) < settings.LLM_TIMEOUT_S * 1000.0
+            result[pair] = 0 if probing else 1
+            continue
         for field, limit, cost in (("tr", rpm, 1.0), ("tt", tpm, max(1.0, state.get("avg", 1.0)))):
             if limit:
                 interval = _interval(limit)

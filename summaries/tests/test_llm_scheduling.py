@@ -31,15 +31,19 @@ def no_session_worker(celery_worker):
 def llm_workers(no_session_worker, fake_llm):
     started: list[Worker] = []
 
-    def start(count=1, concurrency=32, **env) -> list[Worker]:
+    def start(count=1, concurrency=None, **env) -> list[Worker]:
+        """`count` workers as the Procfile's `llm` (without --concurrency: LLM_CONCURRENCY)."""
         for index in range(count):
             worker = Worker(
                 fake_llm.url,
                 name=f"llm{index}",
                 pool="threads",
-                concurrency=concurrency,
                 queues="llm,default",
-                extra_env={"LLM_CONCURRENCY": str(concurrency), "LLM_MAX_RETRIES": "3", **env},
+                extra_env={
+                    "LLM_MAX_RETRIES": "3",
+                    **({"LLM_CONCURRENCY": str(concurrency)} if concurrency else {}),
+                    **env,
+                },
             )
             if worker.log_path.exists():
                 worker.log_path.unlink()
@@ -82,12 +86,14 @@ def batch_done(batch_id, timeout=60) -> dict:
 
 
 def test_one_worker_keeps_32_calls_in_flight(llm_workers, fake_llm):
-    fake_llm.latency = 1.0
-    llm_workers(1, concurrency=32)
+    fake_llm.latency = 2.0
+    llm_workers(1)  # the shipped default: LLM_CONCURRENCY=32 threads
     tenant = make_tenant("Busy")
     batch = summarize_batch(tenant, documents(tenant, 48))
     assert batch_done(batch["id"]) == {"succeeded": 48, "failed": 0, "cancelled": 0}
     assert fake_llm.peak_in_flight >= 32  # was 2 with the prefork pool
+    # an unknown server got one call first (its answer's headers would have set the pace)
+    assert fake_llm.arrivals[1] - fake_llm.arrivals[0] >= 1.9
     assert Batch.unscoped_objects.get(pk=batch["id"]).status == "completed"
 
 
@@ -158,3 +164,27 @@ def test_a_light_organization_is_served_within_about_one_call(llm_workers, fake_
 
     assert heavy.client().post(f"/api/v1/batches/{backlog['id']}/cancel/").status_code == 202
     assert batch_done(backlog["id"])["cancelled"] >= 180
+
+
+def test_cpu_work_is_not_held_up_by_llm_work(llm_workers, fake_llm):
+    """The built-in summarizer's jobs go to the CPU worker, whatever the `llm` queue holds."""
+    fake_llm.latency = 2.0
+    llm_workers(1, concurrency=4)
+    cpu = Worker(fake_llm.url, name="cpu", queues="default,summaries,integrations")
+    if cpu.log_path.exists():
+        cpu.log_path.unlink()
+    cpu.start()
+    try:
+        tenant = make_tenant("Mixed")
+        backlog = summarize_batch(tenant, documents(tenant, 40))
+        wait_until(lambda: fake_llm.in_flight == 4, timeout=30)
+        (local,) = documents(tenant, 1, title="Local")
+        job = tenant.client().post(f"/api/v1/documents/{local.id}/summarize/", {"provider": "local"}, format="json")
+        done = wait_until(
+            lambda: Job.unscoped_objects.filter(pk=job.json()["id"], status="succeeded").first(), timeout=10
+        )
+        assert done.queue == "summaries"
+        assert Job.unscoped_objects.filter(batch_id=backlog["id"], status="queued").count() >= 30  # still waiting
+        tenant.client().post(f"/api/v1/batches/{backlog['id']}/cancel/")
+    finally:
+        cpu.stop()

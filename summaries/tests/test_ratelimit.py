@@ -1,6 +1,7 @@
 """The shared LLM limiter (summaries/providers/ratelimit.py): on the real Redis, and on the
 embedded mode's in-process store with a clock the test moves."""
 
+import itertools
 import math
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def test_requests_never_exceed_the_limit_in_any_60s_window(store, settings, requ
     # ...and uses it: a burst of one second's worth at once, then evenly spaced
     assert [turn.wait_s == 0 for turn in turns[:11]] == [True] * 10 + [False]
     first = starts[0]
-    gaps = {round(b - a, 3) for a, b in zip(starts[10:], starts[11:], strict=False)}
+    gaps = {round(b - a, 3) for a, b in itertools.pairwise(starts[10:])}
     assert gaps == {round(60_000 / 590, 3)}
     assert len([s for s in starts if s - first < 60_000]) >= 0.95 * 600
 
@@ -145,8 +146,21 @@ def test_an_organizations_own_rate(clock, settings):
     assert ratelimit.orgs_over_rate(["a", "b"], horizon_s=0.5) == {"a"}
 
 
+def test_an_unknown_server_gets_one_call_first(clock):
+    """Nothing configured, nothing heard: one job, whose answer's headers (if any) set the pace."""
+    assert ratelimit.room([MODEL], horizon_s=1) == {MODEL: 1}
+    turn = reserve()
+    assert ratelimit.room([MODEL], horizon_s=1) == {MODEL: 0}  # its answer is awaited
+    ratelimit.settle(turn, status=200, headers={}, used_tokens=None)
+    assert ratelimit.room([MODEL], horizon_s=1) == {MODEL: None}  # no limit announced: no pacing
+    clock["s"] += 3600  # ...and a lost answer does not block for ever
+    other = ("openai", "other")
+    ratelimit.reserve(provider="openai", model="other", org_id=None, tokens=1, max_wait_s=1)
+    clock["s"] += 61
+    assert ratelimit.room([other], horizon_s=1) == {other: 1}
+
+
 def test_room_is_what_can_start_within_the_horizon(clock, settings):
-    assert ratelimit.room([MODEL], horizon_s=1) == {MODEL: None}  # no known limit
     settings.LLM_RATE_LIMIT_RPM = 600  # a bucket of 10, then one every 60/590 s
     assert ratelimit.room([MODEL], horizon_s=1) == {MODEL: 10 + 9}
     for _ in range(15):
@@ -167,6 +181,19 @@ def test_scheduler_gate_admits_up_to_the_room(clock, settings):
     admit = ratelimit.scheduler_gate([*jobs, other])
     assert [admit(job) for job in jobs] == [True, True, True, False, False, False]
     assert admit(other)  # another model has a bucket of its own
+
+
+def test_scheduler_gate_holds_back_an_organization_over_its_own_rate(clock, settings):
+    from types import SimpleNamespace
+
+    settings.LLM_ORG_RATE_LIMIT_RPM = 60
+    settings.LLM_RATE_LIMIT_RPM = 60_000  # the provider has room for everyone
+    settings.LLM_MODEL = "m"
+    for _ in range(3):  # org-0 booked its next three seconds
+        reserve(org_id="org-0")
+    jobs = [SimpleNamespace(org_id=f"org-{i}", payload={"provider": "openai", "model": None}) for i in range(2)]
+    admit = ratelimit.scheduler_gate(jobs)
+    assert [admit(job) for job in jobs] == [False, True]
 
 
 @pytest.mark.parametrize(
