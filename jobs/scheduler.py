@@ -5,7 +5,7 @@ A job waits in its table (status `queued`, `dispatched_at` NULL) until a round o
 
 1. counts each queue's free slots: the slots its live workers registered
    (jobs.capacity) minus the jobs holding one (running, or handed over and not
-   started yet);
+   started yet); the CPU-bound queues get one job ready behind each slot (`_ahead`);
 2. fills them by water-filling across organizations: each slot goes to the
    organization with the fewest jobs in flight on that queue (ties: its most
    urgent waiting job, interactive before batch, then the oldest). Organizations at
@@ -19,16 +19,19 @@ organization that starts a single job gets the next slot that frees, whatever ot
 have queued. Within one organization interactive jobs go before batch jobs.
 
 Rounds run after jobs are created (the request's answer waits for it, to report a
-broker outage as 503), when a job leaves its slot (jobs.services), and on a tick in
-every worker process (`jobs.runtime`, SCHEDULER_TICK_S) for delayed retries, workers
-that just started and anything missed. Celery stays the transport: nothing polls the
-table for work, and the broker never holds more than the workers can start.
+broker outage as 503), when a job leaves its slot (jobs.services, through one round
+thread per process that coalesces the requests), when a worker starts, and on beat's
+tick (`jobs.runtime`, SCHEDULER_TICK_S) for delayed retries and anything missed.
+Celery stays the transport: nothing polls the table for work, and the broker never
+holds more than the workers can start.
 """
 
 from __future__ import annotations
 
 import heapq
+import json
 import logging
+import os
 import threading
 import uuid
 from collections import defaultdict, deque
@@ -38,8 +41,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -123,19 +125,57 @@ def schedule(*, wait: bool = True) -> list[uuid.UUID]:
     return _send(picked)
 
 
+def _round_logged() -> None:
+    """A round whose errors are logged: a later round sends what this one could not."""
+    try:
+        schedule()
+    except BrokerUnavailable:
+        logger.warning("broker unavailable: jobs wait for the next scheduling round")
+    except Exception:
+        logger.exception("scheduling round failed")
+
+
 def schedule_on_commit() -> None:
-    """After the current transaction commits, run a round (errors are logged: a later
-    round sends what this one could not)."""
+    """After the current transaction commits, run a round in this thread."""
+    transaction.on_commit(_round_logged)
 
-    def run() -> None:
-        try:
-            schedule()
-        except BrokerUnavailable:
-            logger.warning("broker unavailable: jobs wait for the next scheduling round")
-        except Exception:
-            logger.exception("scheduling round failed")
 
-    transaction.on_commit(run)
+class _Rounds:
+    """One thread per process running the rounds that `schedule_soon()` asks for: a job that
+    frees its slot does not wait for the round, and the requests of many jobs finishing at
+    once make one or two rounds, not one each."""
+
+    def __init__(self) -> None:
+        self._wanted = threading.Event()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+
+    def request(self) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first use in this process (or a forked child)
+                self._pid = os.getpid()
+                self._wanted = threading.Event()
+                threading.Thread(target=self._run, name="scheduler-rounds", daemon=True).start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            try:
+                _round_logged()
+            finally:
+                close_old_connections()
+
+
+_rounds = _Rounds()
+
+
+def schedule_soon() -> None:
+    """After the current transaction commits, have this process's round thread run a round."""
+    transaction.on_commit(_rounds.request)
 
 
 def _pick(*, wait: bool = True) -> list[Waiting] | None:
@@ -151,7 +191,8 @@ def _pick(*, wait: bool = True) -> list[Waiting] | None:
                         return None
         in_flight = _in_flight()
         slots = capacity.capacity(list(JOB_QUEUES))
-        free = {q: slots[q] - sum(n for (queue, _), n in in_flight.items() if queue == q) for q in JOB_QUEUES}
+        held = {q: sum(n for (queue, _), n in in_flight.items() if queue == q) for q in JOB_QUEUES}
+        free = {q: slots[q] + _ahead(q, slots[q]) - held[q] for q in JOB_QUEUES}
         free = {q: n for q, n in free.items() if n > 0}
         if not free:
             return []
@@ -168,28 +209,61 @@ def _pick(*, wait: bool = True) -> list[Waiting] | None:
         return picked
 
 
+# Raw SQL: these two run in every round, and building them with the ORM cost more than
+# running them. Both use a partial index (job_in_flight, job_waiting).
+_IN_FLIGHT_SQL = """
+SELECT queue, org_id, COUNT(*) FROM jobs_job
+WHERE status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL)
+GROUP BY queue, org_id
+"""
+_WAITING_SQL = """
+SELECT id, org_id, kind, queue, priority, created_at, payload FROM (
+    SELECT id, org_id, kind, queue, priority, created_at, payload,
+           ROW_NUMBER() OVER (PARTITION BY org_id ORDER BY priority, created_at) AS turn
+    FROM jobs_job
+    WHERE queue = %s AND status = 'queued' AND dispatched_at IS NULL AND (not_before IS NULL OR not_before <= %s)
+) AS waiting
+WHERE turn <= %s
+"""
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _ahead(queue: str, slots: int) -> int:
+    """Jobs handed out beyond the slots, ready for a slot the moment it frees: one per slot on
+    the CPU-bound queues, whose jobs take milliseconds and would otherwise wait a round trip
+    for each next job; none on `llm`, whose calls take seconds (a round trip is nothing) and
+    whose fair order must hold until a slot is really free."""
+    return 0 if queue == "llm" else slots
+
+
 def _in_flight() -> dict[tuple[str, Any], int]:
     """Jobs holding a slot, per (queue, org): running, or handed over and not started."""
-    rows = (
-        Job.unscoped_objects.filter(Q(status=Status.RUNNING) | Q(status=Status.QUEUED, dispatched_at__isnull=False))
-        .values("queue", "org_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    return {(row["queue"], row["org_id"]): row["n"] for row in rows}
+    with connection.cursor() as cursor:
+        cursor.execute(_IN_FLIGHT_SQL)
+        return {(queue, _uuid(org_id)): n for queue, org_id, n in cursor.fetchall()}
 
 
 def _waiting(queue: str, per_org: int) -> list[Waiting]:
     """The first `per_org` waiting jobs of every organization on `queue`, most urgent first."""
-    now = timezone.now()
-    ranked = (
-        Job.unscoped_objects.filter(queue=queue, status=Status.QUEUED, dispatched_at__isnull=True)
-        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        .annotate(rank=Window(RowNumber(), partition_by=[F("org_id")], order_by=[F("priority"), F("created_at")]))
-        .filter(rank__lte=per_org)
-        .values_list("id", "org_id", "kind", "queue", "priority", "created_at", "payload")
-    )
-    return [Waiting(*row) for row in ranked]
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_WAITING_SQL, [queue, now, per_org])
+        rows = cursor.fetchall()
+    return [
+        Waiting(
+            _uuid(job_id),
+            _uuid(org_id),
+            kind,
+            job_queue,
+            priority,
+            created_at,
+            payload if isinstance(payload, dict) else json.loads(payload or "{}"),
+        )
+        for job_id, org_id, kind, job_queue, priority, created_at, payload in rows
+    ]
 
 
 def _fill(

@@ -74,7 +74,7 @@ def _transition(
     turn) asks for a scheduling round after commit.
     """
     from .batches import batch_job_finished
-    from .scheduler import schedule_on_commit
+    from .scheduler import schedule_soon
 
     rows = Job.unscoped_objects.filter(pk=job_id, status__in=list(from_statuses))
     if owner_token is not None:
@@ -86,7 +86,7 @@ def _transition(
         if event:
             job_publish(job, None if event == "auto" else event, also)
         if frees_slot:
-            schedule_on_commit()
+            schedule_soon()
         if job.batch_id and job.status in Job.FINISHED:
             batch_id = job.batch_id
             transaction.on_commit(lambda: batch_job_finished(batch_id=batch_id))

@@ -108,6 +108,14 @@ def test_each_queue_has_its_own_slots(slots, orgs):
     assert [job.id for job in scheduler._pick()] == [cpu.id]
 
 
+def test_cpu_queues_keep_one_job_ready_behind_each_slot(slots, orgs):
+    slots.update(llm=1, summaries=1)
+    waiting(orgs["Alpha"], 3)
+    waiting(orgs["Alpha"], 3, queue="summaries")
+    picked = scheduler._pick()
+    assert sorted(job.queue for job in picked) == ["llm", "summaries", "summaries"]
+
+
 def test_no_worker_no_handing_out(slots, orgs):
     waiting(orgs["Alpha"], 3)
     assert scheduler._pick() == []
