@@ -347,24 +347,14 @@ def job_reap_stale(*, now=None) -> dict[str, int]:
 
     now = now or timezone.now()
     counts = {"requeued": 0, "failed": 0, "redispatched": 0}
-    expired = Job.unscoped_objects.filter(status=Status.RUNNING, lease_expires_at__lt=now)
-    for job in expired:
-        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            failed = job_fail(
-                job_id=job.pk,
-                lease_token=job.lease_token,
-                code="worker_lost",
-                detail=f"The worker running this job stopped responding ({job.attempts} attempt(s)).",
-            )
-            counts["failed"] += failed is not None
-        else:
-            requeued = job_retry_later(
-                job_id=job.pk,
-                lease_token=job.lease_token,
-                code="worker_lost",
-                detail="The worker running this job stopped responding; retrying.",
-            )
-            counts["requeued"] += requeued is not None
+    for job in Job.unscoped_objects.filter(status=Status.RUNNING, lease_expires_at__lt=now):
+        outcome = _take_back(
+            job,
+            failed=f"The worker running this job stopped responding ({job.attempts} attempt(s)).",
+            retrying="The worker running this job stopped responding; retrying.",
+        )
+        if outcome:
+            counts[outcome] += 1
     stuck_before = now - timedelta(seconds=settings.JOB_REDISPATCH_AFTER_S)
     with transaction.atomic():
         counts["redispatched"] = Job.unscoped_objects.filter(
@@ -377,6 +367,16 @@ def job_reap_stale(*, now=None) -> dict[str, int]:
     return counts
 
 
+def _take_back(job: Job, *, failed: str, retrying: str) -> str | None:
+    """A running job whose worker is gone: requeued while attempts remain, else failed
+    `worker_lost`. Returns "requeued", "failed", or None if it moved meanwhile."""
+    if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        done = job_fail(job_id=job.pk, lease_token=job.lease_token, code="worker_lost", detail=failed)
+        return "failed" if done else None
+    done = job_retry_later(job_id=job.pk, lease_token=job.lease_token, code="worker_lost", detail=retrying)
+    return "requeued" if done else None
+
+
 def job_recover_abandoned() -> dict[str, int]:
     """At the embedded server's start: what the previous process held is its no longer.
 
@@ -385,22 +385,13 @@ def job_recover_abandoned() -> dict[str, int]:
     """
     counts = {"requeued": 0, "failed": 0, "released": 0}
     for job in Job.unscoped_objects.filter(status=Status.RUNNING):
-        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            done = job_fail(
-                job_id=job.pk,
-                lease_token=job.lease_token,
-                code="worker_lost",
-                detail="The server stopped while running this job.",
-            )
-            counts["failed"] += done is not None
-        else:
-            done = job_retry_later(
-                job_id=job.pk,
-                lease_token=job.lease_token,
-                code="worker_lost",
-                detail="The server stopped while running this job; retrying.",
-            )
-            counts["requeued"] += done is not None
+        outcome = _take_back(
+            job,
+            failed="The server stopped while running this job.",
+            retrying="The server stopped while running this job; retrying.",
+        )
+        if outcome:
+            counts[outcome] += 1
     counts["released"] = Job.unscoped_objects.filter(status=Status.QUEUED, dispatched_at__isnull=False).update(
         dispatched_at=None
     )

@@ -205,18 +205,25 @@ def test_check_deploy_is_clean_in_production_settings():
 
 
 class TestOpsCommands:
-    def test_resummarize(self, tenant, capsys):
+    def test_resummarize(self, tenant, capsys, settings):
         from documents.services import document_create
+        from jobs.models import Batch
         from organizations.tenancy import org_scope
 
+        settings.MAX_BATCH_DOCUMENTS = 2
         with org_scope(tenant.org.id):
             for i in range(3):
                 document_create(org=tenant.org, created_by=None, title=f"d{i}", content="Text.")
         call_command("resummarize", "--org", "acme", "--dry-run", "--no-progress")
         assert "would queue 3" in capsys.readouterr().out and not Job.unscoped_objects.exists()
         call_command("resummarize", "--org", "acme", "--no-progress")
-        assert "queued 3 summarize job(s)" in capsys.readouterr().out
-        assert Job.unscoped_objects.filter(kind="summarize", org=tenant.org).count() == 3
+        out = capsys.readouterr().out
+        assert "queued 3 summarize job(s) in acme in 2 batch(es)" in out
+        batches = list(Batch.unscoped_objects.filter(org=tenant.org).order_by("created_at"))
+        assert [b.total for b in batches] == [2, 1] and all(f"batch {b.pk}" in out for b in batches)
+        assert {b.created_by_id for b in batches} == {tenant.admin.id}  # the org's first admin
+        jobs = Job.unscoped_objects.filter(kind="summarize", org=tenant.org)
+        assert jobs.count() == 3 and set(jobs.values_list("priority", flat=True)) == {Job.Priority.BATCH}
         with pytest.raises(CommandError):
             call_command("resummarize", "--org", "acme", "--since", "not-a-date")
         with pytest.raises(CommandError) as exc:
