@@ -9,20 +9,27 @@ metadata address) — unless the host is listed in OUTBOUND_ALLOWED_HOSTS.
 Odd spellings (`127.1`, `2130706433`, `0x7f.1`, `[::ffff:127.0.0.1]`) are
 resolved the way the operating system would, so they are caught too.
 
-`fetch` follows redirects itself, checking every hop, then checks the
-address it actually connected to (DNS rebinding), and caps size and time.
+`request` resolves each hop once, checks it, and connects to exactly the
+address it checked (the Host header and TLS SNI keep the name, and the
+certificate is verified against it), so a DNS answer that changes between the
+check and the connection (DNS rebinding) cannot redirect it; the socket's peer
+is compared with that address before anything is sent. Redirects are followed
+by hand and every hop is checked again; the size is capped and the deadline
+holds for every read (a server dripping bytes is cut off when it passes).
 """
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
+import json as jsonlib
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-import requests
 from django.conf import settings
 
 from config.errors import ValidationFailed
@@ -126,61 +133,137 @@ class OutboundError(Exception):
         self.code, self.detail, self.transient = code, detail, transient
 
 
-def _peer_address(response: requests.Response) -> str | None:
+Connector = Callable[[str, int, float], socket.socket]
+
+
+def open_socket(address: str, port: int, timeout_s: float) -> socket.socket:
+    """A TCP connection to exactly `address` (tests replace this to see the decision)."""
+    return socket.create_connection((address, port), timeout=timeout_s)
+
+
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=settings.OUTBOUND_CA_BUNDLE or None)
+
+
+def _connect(checked: CheckedURL, scheme: str, address: str, remaining: float, connector: Connector):
+    """An HTTP connection pinned to `address`, speaking as `checked.host`."""
     try:
-        sock = response.raw._connection.sock  # urllib3 keeps the socket it connected
-        return sock.getpeername()[0] if sock else None
-    except AttributeError:
-        return None
+        sock = connector(address, checked.port, min(5.0, remaining))
+    except TimeoutError:
+        raise OutboundError("fetch_timeout", "The remote server took too long to accept.", transient=True) from None
+    except OSError as exc:
+        raise OutboundError("fetch_failed", f"Could not reach the URL ({exc.__class__.__name__}).", True) from None
+    try:
+        peer = sock.getpeername()[0]
+    except OSError:
+        peer = None
+    if peer is None or ipaddress.ip_address(peer.split("%", 1)[0]) != ipaddress.ip_address(address):
+        sock.close()
+        raise OutboundRefused(f"The connection went to an unexpected address ({peer}).", "private_address")
+    if scheme == "https":
+        try:
+            sock = _tls_context().wrap_socket(sock, server_hostname=checked.host)
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            raise OutboundError("fetch_failed", f"TLS with {checked.host} failed ({exc.__class__.__name__}).") from None
+    default_port = 443 if scheme == "https" else 80
+    connection = http.client.HTTPConnection(checked.host, checked.port if checked.port != default_port else None)
+    connection.sock = sock  # already connected, to the address that was checked
+    return connection, sock
+
+
+def _pinned_address(checked: CheckedURL, resolver: Resolver) -> str:
+    if checked.addresses:
+        return checked.addresses[0]
+    literal = checked.host.strip("[]")
+    try:
+        return str(ipaddress.ip_address(literal))
+    except ValueError:
+        return resolver(checked.host, checked.port)[0]  # an allowed host: resolved once, here
 
 
 def request(
     method: str,
     url: str,
     *,
-    session: requests.Session | None = None,
     resolver: Resolver = system_resolver,
+    connector: Connector = open_socket,
     max_bytes: int | None = None,
     timeout_s: float | None = None,
-    **kwargs,
+    headers: dict[str, str] | None = None,
+    data: bytes | None = None,
+    json: object = None,
 ) -> Fetched:
-    """One guarded request (redirects followed by hand, each hop checked)."""
-    session = session or requests.Session()
+    """One guarded request: redirects followed by hand, each hop checked and pinned."""
     max_bytes = max_bytes or settings.OUTBOUND_MAX_BYTES
     deadline = time.monotonic() + (timeout_s or settings.OUTBOUND_TIMEOUT_S)
+    headers = dict(headers or {})
+    if json is not None:
+        data = jsonlib.dumps(json).encode("utf-8")
+        headers.setdefault("Content-Type", "application/json")
+    headers.setdefault("User-Agent", "Precis/1")
+    headers["Accept-Encoding"] = "identity"  # nothing to inflate: the size cap is the size
     for _hop in range(settings.OUTBOUND_MAX_REDIRECTS + 1):
         checked = check_url(url, resolver)
+        parts = urlsplit(url.strip())
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise OutboundError("fetch_timeout", "The remote server took too long.", transient=True)
+        connection, sock = _connect(checked, parts.scheme, _pinned_address(checked, resolver), remaining, connector)
         try:
-            response = session.request(
-                method, url, stream=True, allow_redirects=False, timeout=(min(5, remaining), remaining), **kwargs
-            )
-        except requests.Timeout:
-            raise OutboundError("fetch_timeout", "The remote server took too long.", transient=True) from None
-        except requests.RequestException as exc:
-            raise OutboundError("fetch_failed", f"Could not reach the URL ({exc.__class__.__name__}).", True) from None
-        with response:
-            peer = _peer_address(response)
-            if peer and not checked.allowed_by_setting and not address_is_public(peer):
-                raise OutboundRefused(f"The connection went to a non-public address ({peer}).", "private_address")
-            if response.is_redirect and response.headers.get("Location"):
-                url = urljoin(url, response.headers["Location"])
-                method = "GET" if response.status_code in (301, 302, 303) else method
-                kwargs.pop("data", None) if method == "GET" else None
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            response = _exchange(connection, sock, method, target, data, headers, deadline)
+            if 300 <= response.status < 400 and response.getheader("Location"):
+                url = urljoin(url, response.getheader("Location"))
+                if response.status in (301, 302, 303):
+                    method, data = "GET", None
                 continue
-            declared = response.headers.get("Content-Length")
+            declared = response.getheader("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise OutboundError("fetch_too_large", f"The response is larger than {max_bytes} bytes.")
-            chunks, total = [], 0
-            for chunk in response.iter_content(64 * 1024):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise OutboundError("fetch_too_large", f"The response is larger than {max_bytes} bytes.")
-                if time.monotonic() > deadline:
-                    raise OutboundError("fetch_timeout", "The remote server took too long.", transient=True)
-                chunks.append(chunk)
+            body = _read_body(sock, response, max_bytes, deadline)
             name = urlsplit(url).path.rsplit("/", 1)[-1]
-            return Fetched(url, response.status_code, response.headers.get("Content-Type", ""), b"".join(chunks), name)
+            return Fetched(url, response.status, response.getheader("Content-Type") or "", body, name)
+        finally:
+            connection.close()
+            sock.close()
     raise OutboundError("too_many_redirects", f"More than {settings.OUTBOUND_MAX_REDIRECTS} redirects.")
+
+
+def _timed(sock: socket.socket, deadline: float) -> None:
+    """Every socket operation may take only what is left of the deadline."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise OutboundError("fetch_timeout", "The remote server took too long.", transient=True)
+    sock.settimeout(remaining)
+
+
+def _exchange(connection, sock, method, target, data, headers, deadline) -> http.client.HTTPResponse:
+    try:
+        _timed(sock, deadline)
+        connection.request(method, target, body=data, headers=headers)
+        _timed(sock, deadline)
+        return connection.getresponse()
+    except TimeoutError:
+        raise OutboundError("fetch_timeout", "The remote server took too long.", transient=True) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise OutboundError("fetch_failed", f"Could not reach the URL ({exc.__class__.__name__}).", True) from None
+
+
+def _read_body(sock, response: http.client.HTTPResponse, max_bytes: int, deadline: float) -> bytes:
+    chunks, total = [], 0
+    try:
+        while True:
+            _timed(sock, deadline)
+            chunk = response.read1(64 * 1024)  # what has arrived: a slow server cannot hold a read open
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > max_bytes:
+                raise OutboundError("fetch_too_large", f"The response is larger than {max_bytes} bytes.")
+            chunks.append(chunk)
+    except TimeoutError:
+        raise OutboundError("fetch_timeout", "The remote server took too long.", transient=True) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise OutboundError("fetch_failed", f"The response broke off ({exc.__class__.__name__}).", True) from None
+    return b"".join(chunks)

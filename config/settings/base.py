@@ -474,6 +474,8 @@ OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
 OUTBOUND_MAX_BYTES = env.int("OUTBOUND_MAX_BYTES", default=MAX_UPLOAD_BYTES)
 OUTBOUND_TIMEOUT_S = env.float("OUTBOUND_TIMEOUT_S", default=20.0)
 OUTBOUND_MAX_REDIRECTS = env.int("OUTBOUND_MAX_REDIRECTS", default=5)
+# CA certificates for outbound TLS (empty: the system's); for on-prem hosts with a private CA.
+OUTBOUND_CA_BUNDLE = env.str("OUTBOUND_CA_BUNDLE", default="")
 # Where the OAuth callback sends the browser back; unset: the callback answers JSON.
 FRONTEND_URL = env.str("FRONTEND_URL", default="")
 OAUTH_STATE_TTL_S = env.int("OAUTH_STATE_TTL_S", default=600)

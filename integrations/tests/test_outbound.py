@@ -2,6 +2,8 @@
 that answers from a table, or literal IPs resolved locally); real requests go to 127.0.0.1,
 allowed through OUTBOUND_ALLOWED_HOSTS."""
 
+import time
+
 import pytest
 
 from integrations import outbound
@@ -126,3 +128,174 @@ class TestRealFetchOnLoopback:
         with pytest.raises(OutboundRefused):
             outbound.request("GET", f"{fake_providers.url}/pages/plan")
         assert ("GET", "/pages/plan") not in fake_providers.calls
+
+
+class TestPinnedConnections:
+    """Each hop connects to the very address that was checked; decided without leaving loopback."""
+
+    def test_dns_rebinding_cannot_move_the_connection(self):
+        answers = iter([["93.184.216.34"], ["127.0.0.1"]])  # public to the check, internal afterwards
+        calls = []
+
+        def rebinding(host, port):
+            calls.append(host)
+            return next(answers)
+
+        attempted = []
+
+        def connector(address, port, timeout):
+            attempted.append((address, port))
+            raise ConnectionRefusedError  # the decision is what is tested: nothing is sent anywhere
+
+        with pytest.raises(OutboundError):
+            outbound.request("GET", "http://rebind.example/internal", resolver=rebinding, connector=connector)
+        assert attempted == [("93.184.216.34", 80)] and calls == ["rebind.example"]  # resolved once, pinned
+
+    def test_a_peer_other_than_the_checked_address_is_refused(self, fake_providers, settings):
+        import socket
+
+        settings.OUTBOUND_ALLOWED_HOSTS = ["pinned.example"]
+        port = int(fake_providers.url.rsplit(":", 1)[1])
+
+        def elsewhere(address, _port, timeout):
+            return socket.create_connection(("127.0.0.1", port), timeout=timeout)  # not what was asked
+
+        with pytest.raises(OutboundRefused) as exc:
+            outbound.request(
+                "GET",
+                f"http://pinned.example:{port}/pages/plan",
+                resolver=table({"pinned.example": ["127.0.0.2"]}),
+                connector=elsewhere,
+            )
+        assert exc.value.get_codes() == "private_address" and ("GET", "/pages/plan") not in fake_providers.calls
+
+    def test_host_header_and_tls_name_stay_the_requested_ones(self, settings, tmp_path):
+        server = TLSServer(tmp_path, "pinned.example")
+        settings.OUTBOUND_ALLOWED_HOSTS = ["pinned.example"]
+        settings.OUTBOUND_CA_BUNDLE = str(server.cert_path)
+        try:
+            fetched = outbound.request(
+                "GET",
+                f"https://pinned.example:{server.port}/hello?x=1",
+                resolver=table({"pinned.example": ["127.0.0.1"]}),
+            )
+        finally:
+            server.stop()
+        assert fetched.status == 200 and fetched.body == b"hello over tls"
+        assert server.seen == {"sni": "pinned.example", "host": f"pinned.example:{server.port}", "path": "/hello?x=1"}
+
+    def test_the_deadline_holds_for_every_read(self, settings):
+        server = DripServer()
+        settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+        started = time.monotonic()
+        try:
+            with pytest.raises(OutboundError) as exc:
+                outbound.request("GET", f"http://127.0.0.1:{server.port}/drip", timeout_s=1.0)
+        finally:
+            server.stop()
+        assert exc.value.code == "fetch_timeout" and time.monotonic() - started < 1.5  # was 9.5 s for a 2 s budget
+
+
+class DripServer:
+    """Answers with headers at once, then one byte every 0.2 s for a minute."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 300\r\n\r\n")
+            for _ in range(300):
+                if self.stopped.wait(0.2):
+                    return
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+
+    def stop(self):
+        self.stopped.set()
+        self.listener.close()
+
+
+class TLSServer:
+    """A loopback HTTPS server with a self-signed certificate for `name`; records SNI and Host."""
+
+    def __init__(self, tmp_path, name: str):
+        import datetime
+        import ssl
+        import threading
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        self.cert_path = tmp_path / "cert.pem"
+        key_path = tmp_path / "key.pem"
+        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        self.seen: dict[str, str] = {}
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_path, key_path)
+        context.sni_callback = lambda _sock, server_name, _ctx: self.seen.update(sni=server_name)
+        import socket
+
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        self.context = context
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            raw, _ = self.listener.accept()
+            with self.context.wrap_socket(raw, server_side=True) as conn:
+                request = conn.recv(8192).decode("latin-1")
+                line, *headers = request.split("\r\n")
+                self.seen["path"] = line.split(" ")[1]
+                for header in headers:
+                    if header.lower().startswith("host:"):
+                        self.seen["host"] = header.split(":", 1)[1].strip()
+                body = b"hello over tls"
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+                )
+        except OSError:
+            return
+
+    def stop(self):
+        self.listener.close()
