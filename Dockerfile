@@ -12,6 +12,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=config.settings.base
+# OCR of scanned PDFs and images (documents/extraction/ocr.py); more languages: tesseract-ocr-<lang>
+# plus OCR_LANGUAGES.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ocrmypdf tesseract-ocr tesseract-ocr-eng \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system precis && useradd --system --gid precis --home /app precis
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

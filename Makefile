@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test stack bench lint format migrate install check-services browser-setup clean
+.PHONY: run test stack bench lint format migrate install check-services system-setup clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Precis needs Python 3.11)"; exit 1; }
@@ -27,13 +27,13 @@ run: $(STAMP)
 	$(BIN)/python -m config.serve --access-log /dev/null -b $(HOST) -p $(PORT) config.asgi:application
 
 ## make test: lint + the whole suite against PostgreSQL and Redis on localhost (DATABASE_URL / REDIS_URL override)
-test: $(STAMP) check-services browser-setup
+test: $(STAMP) check-services system-setup
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Debian's Chromium for the real-browser admin test (installed once; needs root for apt).
-browser-setup:
-	@bash config/tests/browser_setup.sh
+# Debian packages the tests need: Chromium for the admin browser tests, OCRmyPDF and Tesseract for OCR (once; needs root for apt).
+system-setup:
+	@bash config/tests/system_setup.sh
 
 check-services: $(STAMP)
 	@$(BIN)/python -m config.services_check

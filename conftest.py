@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Role, User
 from accounts.tokens import token_pair_for
+from documents.models import Document
 from organizations.models import Organization
 
 pytest_plugins = ["config.tests.process_fixtures"]
@@ -116,3 +117,43 @@ def assert_error_shape(response, status: int, code: str | None = None, attr: str
     if attr != "__any__":
         assert attr in {e["attr"] for e in body["errors"]}, body
     return body
+
+
+class Ingest:
+    """Runs ingest jobs here, in the test's transaction (the sandboxed extraction child is
+    real; only Celery is skipped): `ingest(upload_response_or_job_id)` → the document after
+    it; `ingest.pending(org)` runs every queued ingest job of the org (after an import)."""
+
+    def __call__(self, accepted) -> Document:
+        from jobs.models import Job
+
+        job_id = accepted.json()["job"]["id"] if hasattr(accepted, "json") else accepted
+        job = Job.unscoped_objects.get(pk=job_id)
+        self._run(job)
+        return Document.unscoped_objects.get(pk=job.document_id)
+
+    def pending(self, org: Organization) -> int:
+        from jobs.models import Job
+
+        jobs = list(Job.unscoped_objects.filter(org=org, kind=Job.Kind.INGEST, status=Job.Status.QUEUED))
+        for job in jobs:
+            self._run(job)
+        return len(jobs)
+
+    @staticmethod
+    def _run(job) -> None:
+        from documents import ingestion
+        from organizations.tenancy import org_scope
+
+        with org_scope(job.org_id):
+            ingestion.ingest_job_run(job_id=job.pk)
+
+
+@pytest.fixture
+def ingest(settings, monkeypatch) -> Ingest:
+    from jobs import scheduler
+
+    settings.JOB_HEARTBEAT_S = 3600  # the lease renewer's own connection cannot see this test's rows
+    # No scheduler round thread: its own connection cannot see this test's rows either.
+    monkeypatch.setattr(scheduler._rounds, "request", lambda: None)
+    return Ingest()

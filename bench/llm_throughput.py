@@ -334,7 +334,7 @@ def run(scale: str) -> dict:
                 name: procs.start(name, ["bash", "-c", f"exec {command}"], env={**env, "WEB_PORT": str(port)})
                 for name, command in procfile().items()
             }
-            web, cpu, llm = started["web"], started["worker"], started["llm"]
+            web, cpu, llm = started["web"], started["worker"], started["io"]
             wait_for_port(port, web)
             _wait_registered(client, procs)
             monitor = RssMonitor({"llm": llm.pid, "worker": cpu.pid})

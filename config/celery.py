@@ -56,15 +56,19 @@ def _task_failure(task_id=None, exception=None, **_):
 
 
 @signals.celeryd_init.connect
-def _llm_threads(conf=None, options=None, **_):
-    """A threads-pool worker (the `llm` one) runs LLM_CONCURRENCY threads unless its command
-    line says `--concurrency`: the setting is the one place that number lives."""
-    from django.conf import settings
+def _io_threads(conf=None, options=None, **_):
+    """A threads-pool worker (the `io` one) runs as many threads as its queues have slots
+    (LLM_CONCURRENCY for `llm`, INGEST_CONCURRENCY for `ingest`) unless its command line says
+    `--concurrency`: the settings are the one place those numbers live."""
+    from jobs.scheduler import io_slots
 
     options = options or {}
     pool = options.get("pool") or options.get("pool_cls") or conf.worker_pool
     if "thread" in str(pool) and not options.get("concurrency"):
-        conf.worker_concurrency = settings.LLM_CONCURRENCY
+        queues = options.get("queues") or ["llm", "ingest"]
+        if isinstance(queues, str):
+            queues = queues.split(",")
+        conf.worker_concurrency = max(1, sum(io_slots(queue.strip()) or 1 for queue in queues))
 
 
 @signals.worker_init.connect

@@ -53,9 +53,9 @@ class PrecisExceptionHandler(ExceptionHandler):
         super().report_exception(exc, response)
 
     def set_rollback(self) -> None:
-        # Views that manage their own transactions (atomic_request = False) must not
-        # doom an enclosing atomic block they did not open.
-        if getattr(self.context.get("view"), "atomic_request", True):
+        # Views that manage their own transactions (non-atomic requests) must not doom an
+        # enclosing atomic block they did not open.
+        if getattr(self.context.get("view"), "atomic_request", True) and not _non_atomic(self.context.get("request")):
             super().set_rollback()
 
     def convert_unhandled_exceptions(self, exc: Exception) -> exceptions.APIException:
@@ -65,6 +65,12 @@ class PrecisExceptionHandler(ExceptionHandler):
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
         return super().convert_unhandled_exceptions(exc)
+
+
+def _non_atomic(request) -> bool:
+    """The route's view opted out of ATOMIC_REQUESTS (transaction.non_atomic_requests)."""
+    match = getattr(getattr(request, "_request", request), "resolver_match", None)
+    return "default" in getattr(getattr(match, "func", None), "_non_atomic_requests", ())
 
 
 def _is_redis_error(exc: Exception) -> bool:

@@ -1,4 +1,4 @@
-"""JSON request parsing that refuses what the database or the contract cannot take.
+"""Request parsing that refuses what the database or the contract cannot take.
 
 - bodies larger than MAX_JSON_BODY_BYTES → 413, read in bounded chunks (an
   oversized body is never buffered whole);
@@ -14,8 +14,9 @@ import math
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 
 from .errors import PayloadTooLarge
 
@@ -99,3 +100,31 @@ class StrictJSONParser(JSONParser):
                 code="invalid_characters",
             )
         return data
+
+
+class SafeMultiPartParser(MultiPartParser):
+    """Multipart bodies whose abuse is a client error in the contract's shape, not a 500:
+    more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields → 400 `too_many_fields`; a form field
+    (not a file) over DATA_UPLOAD_MAX_MEMORY_SIZE → 413 `field_too_large`; a body that is
+    not multipart → 400 `malformed_multipart`. Form values are checked like JSON strings
+    (NUL, unpaired surrogates → 400 `invalid_characters`)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            parsed = super().parse(stream, media_type, parser_context)
+        except TooManyFieldsSent:
+            raise ParseError(
+                f"The form has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields.", "too_many_fields"
+            ) from None
+        except RequestDataTooBig:
+            raise PayloadTooLarge(
+                f"A form field exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; send files as file parts.",
+                "field_too_large",
+            ) from None
+        except ParseError as exc:
+            raise ParseError(f"The multipart body could not be read ({exc.detail}).", "malformed_multipart") from None
+        found = find_unstorable_text(dict(parsed.data.lists()))
+        if found:
+            attr, reason = found
+            raise ValidationError({attr.split(".")[0]: [f"This value {reason}."]}, code="invalid_characters")
+        return parsed

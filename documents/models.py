@@ -8,8 +8,12 @@ from organizations.models import TenantModel
 
 
 def document_upload_path(document: "Document", filename: str) -> str:
-    # Per-org folders; the random part keeps two uploads of the same name apart.
-    return f"documents/{document.org_id}/{document.id}/{filename}"
+    """Per-org folders, one per document; the stored name is generated (the original name,
+    any length or script, lives in `original_filename`): `original` plus a short ASCII
+    extension taken from the original name when it has one."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    suffix = f".{extension}" if extension.isascii() and extension.isalnum() and len(extension) <= 10 else ""
+    return f"documents/{document.org_id}/{document.id}/original{suffix}"
 
 
 class Document(TenantModel):
@@ -17,6 +21,13 @@ class Document(TenantModel):
         MANUAL = "manual", "Manual"
         UPLOAD = "upload", "Upload"
         URL = "url", "URL"
+
+    class Status(models.TextChoices):
+        """A file's text is extracted in the background (jobs of kind `ingest`)."""
+
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
 
     title = models.CharField(max_length=500)
     content = models.TextField()
@@ -28,6 +39,12 @@ class Document(TenantModel):
     char_count = models.PositiveIntegerField(default=0)
     sha256 = models.CharField(max_length=64, db_index=False)
     file = models.FileField(upload_to=document_upload_path, max_length=500, blank=True, default="")
+    # The file's name as it came (upload, import); at most 255 bytes of UTF-8.
+    original_filename = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.READY)
+    error = models.JSONField(null=True, blank=True)  # {"code", "detail"} when failed
+    # ISO 639-1 code detected from the text (empty: unknown, or too little text).
+    language = models.CharField(max_length=8, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -41,6 +58,7 @@ class Document(TenantModel):
             models.Index(fields=["org", "-created_at"], name="document_org_created"),
             models.Index(fields=["org", "title"], name="document_org_title"),
             models.Index(fields=["org", "source", "-created_at"], name="document_org_source_created"),
+            models.Index(fields=["org", "language", "-created_at"], name="document_org_language_created"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -55,4 +73,4 @@ class Document(TenantModel):
 
     @property
     def file_name(self) -> str | None:
-        return self.file.name.rsplit("/", 1)[-1] if self.file else None
+        return (self.original_filename or self.file.name.rsplit("/", 1)[-1]) if self.file else None

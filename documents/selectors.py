@@ -26,6 +26,10 @@ LIST_FIELDS = [
     "char_count",
     "sha256",
     "file",
+    "original_filename",
+    "status",
+    "error",
+    "language",
     "created_by_id",
     "created_at",
     "updated_at",
@@ -55,11 +59,21 @@ def document_list_queryset(queryset: QuerySet[Document], *, search: str | None =
 
 
 def document_filter(
-    queryset: QuerySet[Document], *, source: str | None = None, created_after=None, created_before=None
+    queryset: QuerySet[Document],
+    *,
+    source: str | None = None,
+    language: str | None = None,
+    status: str | None = None,
+    created_after=None,
+    created_before=None,
 ) -> QuerySet[Document]:
     """The list's filters (also the selection of a batch)."""
     if source is not None:
         queryset = queryset.filter(source=source)
+    if language is not None:
+        queryset = queryset.filter(language=language)
+    if status is not None:
+        queryset = queryset.filter(status=status)
     if created_after is not None:
         queryset = queryset.filter(created_at__gte=created_after)
     if created_before is not None:
@@ -122,3 +136,13 @@ def _search(queryset: QuerySet[Document], text: str) -> QuerySet[Document]:
     return queryset.filter(Q(title__icontains=text) | Q(content__icontains=text)).annotate(
         rank=Value(0.0, output_field=FloatField())
     )
+
+
+def ready_documents_gate(candidates: list):
+    """jobs.scheduler gate: a job of a document still `processing` waits for its text (a
+    failed document's jobs are let through to fail with its reason)."""
+    ids = {job.document_id for job in candidates if job.document_id}
+    processing = set(
+        Document.unscoped_objects.filter(pk__in=ids, status=Document.Status.PROCESSING).values_list("pk", flat=True)
+    )
+    return lambda job: job.document_id not in processing

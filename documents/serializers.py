@@ -24,8 +24,14 @@ class MetadataField(serializers.JSONField):
         return value
 
 
+class DocumentErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
 class DocumentListOutputSerializer(serializers.ModelSerializer):
     excerpt = serializers.CharField(read_only=True)
+    error = DocumentErrorSerializer(read_only=True, allow_null=True)
     summary_count = serializers.IntegerField(read_only=True)
     file_name = serializers.CharField(read_only=True, allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
@@ -43,6 +49,9 @@ class DocumentListOutputSerializer(serializers.ModelSerializer):
             "char_count",
             "sha256",
             "file_name",
+            "status",
+            "error",
+            "language",
             "created_by",
             "created_at",
             "updated_at",
@@ -66,7 +75,10 @@ def document_list_row(row: dict) -> dict:
         "metadata": row["metadata"],
         "char_count": row["char_count"],
         "sha256": row["sha256"],
-        "file_name": file.rsplit("/", 1)[-1] if file else None,
+        "file_name": (row["original_filename"] or file.rsplit("/", 1)[-1]) if file else None,
+        "status": row["status"],
+        "error": row["error"],
+        "language": row["language"],
         "created_by": api_uuid(row["created_by_id"]),
         "created_at": api_datetime(row["created_at"]),
         "updated_at": api_datetime(row["updated_at"]),
@@ -93,6 +105,7 @@ class DocumentSummarySerializer(serializers.Serializer):
 
 class DocumentDetailOutputSerializer(serializers.ModelSerializer):
     file_name = serializers.CharField(read_only=True, allow_null=True)
+    error = DocumentErrorSerializer(read_only=True, allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
     summary_count = serializers.SerializerMethodField()
     latest_summary = serializers.SerializerMethodField()
@@ -111,6 +124,9 @@ class DocumentDetailOutputSerializer(serializers.ModelSerializer):
             "char_count",
             "sha256",
             "file_name",
+            "status",
+            "error",
+            "language",
             "created_by",
             "created_at",
             "updated_at",
@@ -150,6 +166,9 @@ class _DocumentEchoMixin(StrictInputSerializer):
         "char_count",
         "sha256",
         "file_name",
+        "status",
+        "error",
+        "language",
         "created_by",
         "created_at",
         "updated_at",
@@ -174,8 +193,21 @@ class DocumentCreateInputSerializer(_DocumentEchoMixin):
 
 
 class DocumentUploadInputSerializer(StrictInputSerializer):
-    file = serializers.FileField(allow_empty_file=False, max_length=255)
+    """A multipart upload: the file, an optional title, and optionally what to summarize it
+    with once its text is ready (`summarize`: a JSON object, as the summarize endpoint takes)."""
+
+    file = serializers.FileField(allow_empty_file=False, max_length=None)
     title = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    summarize = serializers.JSONField(required=False, binary=True)
+
+
+class DocumentAcceptedSerializer(serializers.Serializer):
+    """202 to an upload: the document (status `processing`), its ingest job, and the summarize
+    job when the upload asked for one."""
+
+    document = DocumentDetailOutputSerializer()
+    job = serializers.DictField(help_text="The ingest job, as GET /api/v1/jobs/{id}/ shows it.")
+    summarize_job = serializers.DictField(allow_null=True, help_text="The summarize job, or null.")
 
 
 class DocumentUpdateInputSerializer(_DocumentEchoMixin):
@@ -199,6 +231,8 @@ class DocumentFilterFields(serializers.Serializer):
 
     search = serializers.CharField(required=False, allow_blank=True, max_length=500)
     source = serializers.RegexField(_SOURCE, required=False, max_length=32)
+    language = serializers.RegexField(r"^[a-z]{2,3}$", required=False, max_length=3)
+    status = serializers.ChoiceField(choices=Document.Status.choices, required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 

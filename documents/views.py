@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import hashlib
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
-from rest_framework.parsers import MultiPartParser
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from config.pagination import CursorPagination
-from config.parsers import StrictJSONParser
+from config.parsers import SafeMultiPartParser, StrictJSONParser
 from config.schema import ConflictErrorResponseSerializer, PayloadTooLargeErrorResponseSerializer
 from organizations.idempotency import fingerprint_of, idempotent
 from organizations.tenancy import TenantViewSetMixin
 
-from . import selectors, services
+from . import ingestion, selectors, services
 from .models import Document
 from .serializers import (
     ORDERINGS,
+    DocumentAcceptedSerializer,
     DocumentCreateInputSerializer,
     DocumentDetailOutputSerializer,
     DocumentListOutputSerializer,
@@ -55,8 +57,18 @@ class DocumentViewSet(
     model = Document
     serializer_class = DocumentDetailOutputSerializer
     pagination_class = DocumentPagination
-    parser_classes = [StrictJSONParser, MultiPartParser]
+    parser_classes = [StrictJSONParser, SafeMultiPartParser]
     list_ordering: tuple[str, ...] = ("-created_at",)
+
+    @classmethod
+    def as_view(cls, actions=None, **initkwargs):
+        view = super().as_view(actions, **initkwargs)
+        if actions and actions.get("post") == "create":
+            # The list route's POST commits as it goes: an upload's document and ingest job
+            # are committed before a scheduling round hands the job out (503 if the broker
+            # is down). Listing needs no transaction; the detail route stays atomic.
+            view = transaction.non_atomic_requests(view)
+        return view
 
     def list(self, request, *args, **kwargs):
         params = DocumentListQuerySerializer(data=request.query_params)
@@ -66,6 +78,8 @@ class DocumentViewSet(
         queryset = selectors.document_filter(
             queryset,
             source=query.get("source"),
+            language=query.get("language"),
+            status=query.get("status"),
             created_after=query.get("created_after"),
             created_before=query.get("created_before"),
         )
@@ -83,6 +97,7 @@ class DocumentViewSet(
         },
         responses={
             201: DocumentDetailOutputSerializer,
+            202: DocumentAcceptedSerializer,
             **_ERRORS,
             415: OpenApiResponse(description="Unsupported file type"),
         },
@@ -101,26 +116,57 @@ class DocumentViewSet(
         }
 
         def create() -> Response:
-            document = services.document_create(org=request.org, created_by=request.user, **fields)
+            with transaction.atomic():
+                document = services.document_create(org=request.org, created_by=request.user, **fields)
             return Response(DocumentDetailOutputSerializer(document).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, scope="documents.create", fingerprint=fingerprint_of(fields), create=create)
 
     def _create_from_upload(self, request) -> Response:
+        """202 {document, job, summarize_job}: the file is stored and its text is extracted in
+        the background (the document is `processing` until then)."""
+        from jobs.serializers import job_output
+        from jobs.views import start_or_fail
+        from summaries.serializers import SummarizeInputSerializer
+        from summaries.services import summary_request
+
         data = DocumentUploadInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload, title = data.validated_data["file"], data.validated_data.get("title") or None
+        summarize = None
+        if "summarize" in data.validated_data:
+            options = SummarizeInputSerializer(data=data.validated_data["summarize"])
+            if not options.is_valid():
+                raise ValidationError({"summarize": options.errors})
+            summarize = dict(options.validated_data)
         digest = hashlib.sha256()
         for chunk in upload.chunks():
             digest.update(chunk)
 
         def create() -> Response:
-            document = services.document_create_from_upload(
-                org=request.org, created_by=request.user, upload=upload, title=title
-            )
-            return Response(DocumentDetailOutputSerializer(document).data, status=status.HTTP_201_CREATED)
+            with transaction.atomic():
+                document, _outcome, job = ingestion.document_accept_file(
+                    org=request.org,
+                    created_by=request.user,
+                    stream=upload,
+                    filename=upload.name or "",
+                    source=Document.Source.UPLOAD,
+                    title=title,
+                )
+                summarize_job = (
+                    summary_request(org=request.org, user=request.user, document=document, **summarize)
+                    if summarize is not None
+                    else None
+                )
+            start_or_fail(lambda: services.document_delete_unstarted(document=document))
+            body = {
+                "document": DocumentDetailOutputSerializer(document).data,
+                "job": job_output(job),
+                "summarize_job": job_output(summarize_job) if summarize_job else None,
+            }
+            return Response(body, status=status.HTTP_202_ACCEPTED)
 
-        fingerprint = fingerprint_of(upload.name, title, digest.hexdigest())
+        fingerprint = fingerprint_of(upload.name, title, digest.hexdigest(), summarize)
         return idempotent(request, scope="documents.create", fingerprint=fingerprint, create=create)
 
     @extend_schema(request=DocumentUpdateInputSerializer, responses={200: DocumentDetailOutputSerializer, **_ERRORS})

@@ -27,11 +27,11 @@ from django.utils import timezone
 
 from accounts.models import User
 from config.errors import PrecisError, ServiceUnavailable, ValidationFailed
-from documents import services as document_services
+from documents import ingestion
 from jobs import services as job_services
 from jobs.lease import LeaseKeeper
 from jobs.models import Job
-from jobs.scheduler import queue_for
+from jobs.scheduler import queue_for, schedule_soon
 from organizations.models import Organization
 
 from . import crypto, outbound
@@ -361,7 +361,7 @@ def _import_url(job: Job) -> dict[str, Any]:
     if "html" in fetched.content_type and not filename.lower().endswith((".html", ".htm")):
         filename += ".html"
     with transaction.atomic():
-        document, outcome = document_services.document_import_file(
+        document, outcome, _ingest = ingestion.document_accept_file(
             org=job.org,
             created_by=job.created_by,
             stream=io.BytesIO(fetched.body),
@@ -371,6 +371,7 @@ def _import_url(job: Job) -> dict[str, Any]:
             title=job.payload.get("title") or None,
             metadata={"url": url, "final_url": fetched.url, "fetched_content_type": fetched.content_type[:100]},
         )
+        schedule_soon()
     return {"document_id": str(document.pk), "outcome": outcome, "final_url": fetched.url}
 
 
@@ -394,7 +395,7 @@ def _import_from_provider(job: Job, lease: LeaseKeeper) -> dict[str, Any]:
             else:
                 try:
                     with transaction.atomic():
-                        document, outcome = document_services.document_import_file(
+                        document, outcome, _ingest = ingestion.document_accept_file(
                             org=job.org,
                             created_by=job.created_by,
                             stream=io.BytesIO(item.content),
@@ -404,6 +405,7 @@ def _import_from_provider(job: Job, lease: LeaseKeeper) -> dict[str, Any]:
                             title=item.title,
                             metadata=item.metadata,
                         )
+                        schedule_soon()
                     counts[outcome] += 1
                     documents.append(str(document.pk))
                 except PrecisError as error:

@@ -38,11 +38,11 @@ def broker_redis() -> redis.Redis:
     return client
 
 
-def register(worker: str, queues: list[str], concurrency: int) -> None:
-    """A worker's slots (when it is ready, then with every heartbeat)."""
+def register(worker: str, slots: dict[str, int]) -> None:
+    """A worker's slots per queue (when it is ready, then with every heartbeat)."""
     pipe = broker_redis().pipeline(transaction=False)
-    for queue in queues:
-        pipe.hset(f"{_PREFIX}{queue}", worker, f"{int(concurrency)}|{time.time():.3f}")
+    for queue, count in slots.items():
+        pipe.hset(f"{_PREFIX}{queue}", worker, f"{int(count)}|{time.time():.3f}")
     pipe.execute()
 
 

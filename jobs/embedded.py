@@ -1,8 +1,9 @@
 """Running jobs inside the serving process (the embedded mode: no Redis, no Celery worker).
 
 The same scheduler hands jobs over, to in-process thread pools instead of Celery: one
-of LLM_CONCURRENCY threads for the `llm` queue (calls in flight) and one of
-EMBEDDED_WORKERS threads for the CPU-bound queues, so neither holds the other up.
+of LLM_CONCURRENCY threads for the `llm` queue (calls in flight), one of
+INGEST_CONCURRENCY for `ingest` (each waits on a sandboxed extraction process) and one of
+EMBEDDED_WORKERS threads for the CPU-bound queues, so none holds another up.
 Only the process that called `start()` (the server, `python -m config.serve`) runs
 jobs; a management command in the embedded mode leaves its jobs queued for it.
 
@@ -35,7 +36,9 @@ def running() -> bool:
 
 
 def pool_size(queue: str) -> int:
-    return settings.LLM_CONCURRENCY if queue == "llm" else settings.EMBEDDED_WORKERS
+    from .scheduler import io_slots
+
+    return io_slots(queue) or settings.EMBEDDED_WORKERS
 
 
 def capacity(queue: str) -> int:
@@ -44,7 +47,7 @@ def capacity(queue: str) -> int:
 
 def start() -> None:
     """Recover what a previous process left, then run jobs in this one (idempotent)."""
-    from . import runtime, services
+    from . import runtime, scheduler, services
 
     with _lock:
         if running():
@@ -54,6 +57,7 @@ def start() -> None:
         if any(counts.values()):
             logger.info("recovered jobs of a previous run: %s", counts)
         _started.set()
+    runtime.jobs_starting.send(sender=None, queues=list(scheduler.JOB_QUEUES))
     runtime.start_ticker()
 
 

@@ -59,6 +59,7 @@ class Job(TenantModel):
         SUMMARIZE = "summarize", "Summarize"
         IMPORT = "import", "Import"
         PUBLISH = "publish", "Publish"
+        INGEST = "ingest", "Ingest"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -6,6 +6,8 @@
   embedded server from a thread. It is what hands out delayed retries (`not_before`).
 - Each Celery worker registers its slots for the queues it consumes (jobs.capacity)
   when ready, refreshes them with its heartbeat and removes them when it stops.
+- `jobs_starting` is sent, with the queues, when a worker or the embedded server is about
+  to run jobs: apps warm up what their jobs need (documents: the extraction sandbox).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import threading
 import time
 
 from django.conf import settings
+from django.dispatch import Signal
 
 from . import capacity, scheduler
+
+jobs_starting = Signal()  # sender: None; queues: list[str]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +65,7 @@ def start_ticker() -> None:
 
 
 # -- Celery workers ----------------------------------------------------------------
-_registration: tuple[str, list[str], int] | None = None
+_registration: tuple[str, dict[str, int]] | None = None
 
 
 def worker_ready(consumer) -> None:
@@ -72,10 +77,13 @@ def worker_ready(consumer) -> None:
     if not queues:
         return
     pool = consumer.pool
-    slots = int(getattr(pool, "num_processes", None) or getattr(pool, "limit", None) or 1)
-    _registration = (f"{consumer.hostname}:{os.getpid()}", queues, slots)
+    processes = int(getattr(pool, "num_processes", None) or getattr(pool, "limit", None) or 1)
+    threads = "thread" in type(pool).__module__
+    slots = {queue: (scheduler.io_slots(queue) if threads else None) or processes for queue in queues}
+    _registration = (f"{consumer.hostname}:{os.getpid()}", slots)
     capacity.register(*_registration)
-    logger.info("worker %s: %d slot(s) for %s", _registration[0], slots, ", ".join(queues))
+    logger.info("worker %s: slots %s", _registration[0], slots)
+    jobs_starting.send(sender=None, queues=queues)
     consumer.app.send_task("jobs.tick", queue="default")
 
 
@@ -87,4 +95,4 @@ def worker_refresh() -> None:
 
 def worker_stopped() -> None:
     if _registration:
-        capacity.unregister(_registration[0], _registration[1])
+        capacity.unregister(_registration[0], list(_registration[1]))

@@ -59,18 +59,29 @@ TASKS: dict[str, str] = {
     Job.Kind.SUMMARIZE: "summaries.run_summarize_job",
     Job.Kind.IMPORT: "integrations.run_import_job",
     Job.Kind.PUBLISH: "summaries.run_publish_job",
+    Job.Kind.INGEST: "documents.run_ingest_job",
 }
-# The queues jobs wait for: LLM calls (many in flight per worker, threads), CPU-bound
-# summaries (the local provider, processes) and integrations (imports extract files).
-JOB_QUEUES = ("llm", "summaries", "integrations")
+# The queues jobs wait for. Work that waits (LLM calls; extraction, which runs in a
+# sandboxed child process) on the threads of the `io` worker; CPU-bound summaries (the
+# local provider) and integrations on the processes of the `worker`.
+JOB_QUEUES = ("llm", "ingest", "summaries", "integrations")
+IO_QUEUES = ("llm", "ingest")
 
 
 def queue_for(kind: str, *, io_bound: bool = False) -> str:
     """The queue a job waits for: summaries through an LLM (`io_bound`) go to `llm`, the
-    built-in summarizer's to `summaries`, imports and publishing to `integrations`."""
+    built-in summarizer's to `summaries`, extraction to `ingest`, imports and publishing
+    to `integrations`."""
     if kind == Job.Kind.SUMMARIZE:
         return "llm" if io_bound else "summaries"
+    if kind == Job.Kind.INGEST:
+        return "ingest"
     return "integrations"
+
+
+def io_slots(queue: str) -> int | None:
+    """Slots of a threads worker on one of the IO queues (its threads only wait)."""
+    return {"llm": settings.LLM_CONCURRENCY, "ingest": settings.INGEST_CONCURRENCY}.get(queue)
 
 
 _LOCK_KEY = 0x70726563  # "prec": the advisory lock of scheduling rounds
@@ -88,6 +99,7 @@ class Waiting:
     priority: int
     created_at: Any
     payload: dict
+    document_id: uuid.UUID | None = None
 
 
 Gate = Callable[[list[Waiting]], Callable[[Waiting], bool]]
@@ -201,7 +213,9 @@ def _pick(*, wait: bool = True) -> list[Waiting] | None:
             org_totals[org_id] += n
         picked: list[Waiting] = []
         for queue, count in free.items():
-            picked += _fill(queue, count, _waiting(queue, count), in_flight, org_totals)
+            picked += _fill(
+                queue, count, _waiting(queue, count), in_flight, org_totals, _org_share(queue, slots[queue])
+            )
         if picked:
             Job.unscoped_objects.filter(
                 pk__in=[job.id for job in picked], status=Status.QUEUED, dispatched_at__isnull=True
@@ -217,8 +231,8 @@ WHERE status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL)
 GROUP BY queue, org_id
 """
 _WAITING_SQL = """
-SELECT id, org_id, kind, queue, priority, created_at, payload FROM (
-    SELECT id, org_id, kind, queue, priority, created_at, payload,
+SELECT id, org_id, kind, queue, priority, created_at, payload, document_id FROM (
+    SELECT id, org_id, kind, queue, priority, created_at, payload, document_id,
            ROW_NUMBER() OVER (PARTITION BY org_id ORDER BY priority, created_at) AS turn
     FROM jobs_job
     WHERE queue = %s AND status = 'queued' AND dispatched_at IS NULL AND (not_before IS NULL OR not_before <= %s)
@@ -234,9 +248,18 @@ def _uuid(value) -> uuid.UUID:
 def _ahead(queue: str, slots: int) -> int:
     """Jobs handed out beyond the slots, ready for a slot the moment it frees: one per slot on
     the CPU-bound queues, whose jobs take milliseconds and would otherwise wait a round trip
-    for each next job; none on `llm`, whose calls take seconds (a round trip is nothing) and
-    whose fair order must hold until a slot is really free."""
-    return 0 if queue == "llm" else slots
+    for each next job; none on the IO queues, whose jobs take seconds (a round trip is
+    nothing) and whose fair order must hold until a slot is really free."""
+    return 0 if queue in IO_QUEUES else slots
+
+
+def _org_share(queue: str, slots: int) -> int | None:
+    """The most slots of `queue` one organization may hold: of the ingest slots, one always
+    stays for the others (a file can take a whole EXTRACTION_TIMEOUT_S, and ten hostile
+    files must not hold up everyone's uploads); elsewhere no limit but the fair order."""
+    if queue == "ingest" and slots > 1:
+        return slots - 1
+    return None
 
 
 def _in_flight() -> dict[tuple[str, Any], int]:
@@ -261,8 +284,9 @@ def _waiting(queue: str, per_org: int) -> list[Waiting]:
             priority,
             created_at,
             payload if isinstance(payload, dict) else json.loads(payload or "{}"),
+            _uuid(document_id) if document_id else None,
         )
-        for job_id, org_id, kind, job_queue, priority, created_at, payload in rows
+        for job_id, org_id, kind, job_queue, priority, created_at, payload, document_id in rows
     ]
 
 
@@ -272,6 +296,7 @@ def _fill(
     waiting: list[Waiting],
     in_flight: dict[tuple[str, Any], int],
     org_totals: dict[Any, int],
+    share: int | None = None,
 ) -> list[Waiting]:
     """Water-filling: the next slot to the organization with the fewest jobs in flight."""
     by_org: dict[Any, deque[Waiting]] = defaultdict(deque)
@@ -296,6 +321,8 @@ def _fill(
         org = orgs[key]
         if cap and org_totals[org] >= cap:
             continue  # this organization has its share of every queue
+        if share is not None and held >= share:
+            continue  # ...or of this one
         jobs = by_org[org]
         job = jobs.popleft()
         if all(admit(job) for admit in admits):

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from config.errors import ValidationFailed
+from config.errors import Conflict, ValidationFailed
 from documents.models import Document
 from documents.selectors import document_ids_matching
 from jobs import services as job_services
@@ -51,10 +51,15 @@ def summary_request(
     anything else (another org's, a deleted one) is 400 "not found".
     """
     # Lock the document: a concurrent delete waits for this job (and then cancels it), or wins and we 404.
-    if not Document.objects.select_for_update().filter(pk=document.pk).exists():
+    locked = Document.objects.select_for_update().filter(pk=document.pk).values_list("status", "error").first()
+    status, error = locked or (None, None)
+    if status is None:
         from rest_framework.exceptions import NotFound
 
         raise NotFound("No document with this id.")
+    if status == Document.Status.FAILED:
+        reason = (error or {}).get("detail") or "its text could not be extracted"
+        raise Conflict(f"The document cannot be summarized: {reason}", "document_failed")
     payload = _summarize_payload(template_id=template_id, provider=provider, model=model, options=options)
     return job_services.job_create(
         org=org,
@@ -103,6 +108,8 @@ def summary_batch_request(
         selected, selection = wanted, {"document_ids": [str(pk) for pk in wanted]}
     else:
         criteria = {k: v for k, v in (filter or {}).items() if v not in (None, "")}
+        if "status" not in criteria:  # a failed document has no text to summarize
+            documents = documents.exclude(status=Document.Status.FAILED)
         selected = document_ids_matching(documents, limit=limit + 1, **criteria)
         if len(selected) > limit:
             raise ValidationFailed(
@@ -178,6 +185,20 @@ def _summarize(job: Job) -> None:
         what = "document" if document is None else "template"
         job_services.job_fail(
             job_id=job.pk, lease_token=token, code=f"{what}_deleted", detail=f"The {what} was deleted."
+        )
+        return
+    if document.status == Document.Status.FAILED:
+        error = document.error or {}
+        job_services.job_fail(
+            job_id=job.pk,
+            lease_token=token,
+            code=error.get("code") or "document_failed",
+            detail=f"The document could not be read: {error.get('detail') or 'no text'}",
+        )
+        return
+    if document.status == Document.Status.PROCESSING:  # handed out in a race with a new file: wait again
+        job_services.job_retry_later(
+            job_id=job.pk, lease_token=token, code="document_processing", detail="Waiting for the text.", delay_s=2
         )
         return
 

@@ -8,6 +8,7 @@ Two runtime modes share this file (see DESIGN.md, "Runtime modes"):
 Every variable is optional in the embedded mode; README.md lists them all.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -266,6 +267,7 @@ SPECTACULAR_SETTINGS = {
         "ErrorCode415Enum": "drf_standardized_errors.openapi_serializers.ErrorCode415Enum.choices",
         "ErrorCode429Enum": "drf_standardized_errors.openapi_serializers.ErrorCode429Enum.choices",
         "ErrorCode500Enum": "drf_standardized_errors.openapi_serializers.ErrorCode500Enum.choices",
+        "DocumentStatusEnum": "documents.models.Document.Status",
     },
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
     # Schema and Swagger UI are public; assets are served locally (no CDN).
@@ -279,11 +281,18 @@ SPECTACULAR_SETTINGS = {
 MAX_JSON_BODY_BYTES = env.int("MAX_JSON_BODY_BYTES", default=25 * 1024 * 1024)
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 MAX_DOCUMENT_CHARS = env.int("MAX_DOCUMENT_CHARS", default=2_000_000)
-# Extraction limits (documents/extraction.py): PDF pages and wall time, DOCX inflation.
+# Extraction limits (documents/extraction.py): PDF pages, DOCX inflation.
 MAX_PDF_PAGES = env.int("MAX_PDF_PAGES", default=2000)
-PDF_TIME_BUDGET_S = env.float("PDF_TIME_BUDGET_S", default=60.0)
 MAX_DOCX_UNCOMPRESSED_BYTES = env.int("MAX_DOCX_UNCOMPRESSED_BYTES", default=100 * 1024 * 1024)
 MAX_DOCX_ENTRIES = env.int("MAX_DOCX_ENTRIES", default=5000)
+# The sandbox every file is read in (documents/sandbox.py): CPU seconds, address space
+# and wall clock of the child process; files read at once per `io` worker process.
+EXTRACTION_CPU_S = env.int("EXTRACTION_CPU_S", default=60)
+EXTRACTION_MEMORY_MB = env.int("EXTRACTION_MEMORY_MB", default=1024)
+EXTRACTION_TIMEOUT_S = env.float("EXTRACTION_TIMEOUT_S", default=90.0)
+INGEST_CONCURRENCY = env.int("INGEST_CONCURRENCY", default=max(2, os.cpu_count() or 1))
+# Tesseract languages for scanned pages and images (`+`-separated, e.g. "eng+deu").
+OCR_LANGUAGES = env.str("OCR_LANGUAGES", default="eng")
 # Full-text search ranks at most this many matches (bounds the cost of common terms).
 SEARCH_RANK_CANDIDATES = env.int("SEARCH_RANK_CANDIDATES", default=500)
 # Idempotency-Key records are kept this long (hours).
@@ -299,9 +308,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Every queue the project uses: `celery -A config worker` without -Q consumes them all.
-# `llm` is for jobs that wait on an LLM server: its worker runs LLM_CONCURRENCY threads
-# (Procfile `llm`); the others run CPU-bound work in processes (Procfile `worker`).
-CELERY_TASK_QUEUES = {"default": {}, "llm": {}, "summaries": {}, "integrations": {}}
+# `llm` and `ingest` hold jobs that wait (on an LLM server, on a sandboxed extraction):
+# the Procfile's `io` worker runs them on threads; the others run CPU-bound work in
+# processes (Procfile `worker`).
+CELERY_TASK_QUEUES = {"default": {}, "llm": {}, "ingest": {}, "summaries": {}, "integrations": {}}
 CELERY_TASK_ACKS_LATE = True  # a task is acknowledged after it ran: a dead worker's task is redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: one at a time per process

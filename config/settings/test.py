@@ -10,6 +10,8 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/precis
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("DEBUG", "false")
+# The sandboxed extraction child also runs the sandbox tests' hostile functions (documents.sandbox_child).
+os.environ.setdefault("PRECIS_SANDBOX_TESTS", "1")
 # A fixed test key; never used outside tests.
 os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "cHJlY2lzLXRlc3Qta2V5LW5ld2VzdC0wMTIzNDU2Nzg=")
 

@@ -52,13 +52,21 @@ def main() -> None:
         "/api/v1/documents/", {"title": "Retry", "content": "Once only"}, format="json", HTTP_IDEMPOTENCY_KEY="k"
     )
     check(replay.json()["id"] == again.json()["id"], "idempotent replay")
-    for name, data in [
-        ("r.pdf", files.pdf_bytes(["Pdf words"])),
-        ("m.docx", files.docx_bytes(["Docx words"])),
-        ("p.html", files.HTML_PAGE.encode()),
+    uploads = {}
+    for name, data, words in [
+        ("r.pdf", files.pdf_bytes(["Pdf words"]), "Pdf words"),
+        ("m.docx", files.docx_bytes(["Docx words"]), "Docx words"),
+        ("p.html", files.HTML_PAGE.encode(), "Revenue grew"),
     ]:
         up = client.post("/api/v1/documents/", {"file": SimpleUploadedFile(name, data)}, format="multipart")
-        check(up.status_code == 201, f"upload {name} {up.status_code} {up.content[:200]}")
+        check(up.status_code == 202, f"upload {name} {up.status_code} {up.content[:200]}")
+        uploads[up.json()["document"]["id"]] = words
+    for document_id, words in uploads.items():  # extracted in this process's ingest pool
+        deadline = time.monotonic() + 60
+        while (document := client.get(f"/api/v1/documents/{document_id}/").json())["status"] == "processing":
+            check(time.monotonic() < deadline, f"ingest of {document_id} did not finish")
+            time.sleep(0.05)
+        check(document["status"] == "ready" and words in document["content"], f"ingested {document}")
     found = client.get("/api/v1/documents/", {"search": "APPLES"}).json()["results"]
     check([d["id"] for d in found] == [made.json()["id"]], "contains search on SQLite")
     listed = client.get("/api/v1/documents/", {"page_size": 2}).json()

@@ -15,7 +15,7 @@ def folder(tmp_path):
     (tmp_path / "b.md").write_text("# Beta")
     (tmp_path / "c.pdf").write_bytes(files.pdf_bytes(["Gamma page"]))
     (tmp_path / "d.docx").write_bytes(files.docx_bytes(["Delta para"]))
-    (tmp_path / "ignored.png").write_bytes(b"\x89PNG....")
+    (tmp_path / "ignored.gif").write_bytes(b"GIF89a....")
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "e.html").write_text("<html><body><p>Epsilon</p></body></html>")
@@ -53,7 +53,10 @@ def test_failures_are_reported_and_exit_nonzero(tenant, folder, capsys):
     assert "failed 2" in output.out
     assert "broken.pdf: file_type_mismatch" in output.err
     assert "empty.txt: empty_document" in output.err
-    assert len(docs(tenant.org)) == 4  # the good files still went in
+    imported = docs(tenant.org)
+    assert "broken.pdf" not in imported  # refused on its first bytes: nothing stored
+    assert imported["empty.txt"].status == "failed" and imported["empty.txt"].error["code"] == "empty_document"
+    assert sum(d.status == "ready" for d in imported.values()) == 4  # the good files still went in
 
 
 def test_custom_source_and_org_isolation(tenant, other_tenant, folder):

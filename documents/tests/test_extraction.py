@@ -7,9 +7,7 @@ from documents import extraction
 from documents.extraction import ExtractionFailed, Limits, UnsupportedFileType, extract_bytes, normalize_text
 from documents.tests import files
 
-LIMITS = Limits(
-    max_chars=100_000, max_pdf_pages=50, pdf_time_budget_s=30, max_archive_bytes=10_000_000, max_archive_entries=500
-)
+LIMITS = Limits(max_chars=100_000, max_pdf_pages=50, max_archive_bytes=10_000_000, max_archive_entries=500)
 
 
 def run(data: bytes, name: str, limits: Limits = LIMITS):
@@ -117,12 +115,6 @@ class TestPDF:
             run(files.pdf_bytes(["a", "b", "c"]), "long.pdf", limits)
         assert exc.value.get_codes() == "too_many_pages"
 
-    def test_time_budget(self):
-        limits = Limits(**{**LIMITS.__dict__, "pdf_time_budget_s": 0})
-        with pytest.raises(PayloadTooLarge) as exc:
-            run(files.pdf_bytes(["a"]), "slow.pdf", limits)
-        assert exc.value.get_codes() == "extraction_timeout"
-
     def test_pdf_named_txt_is_refused(self):
         with pytest.raises(UnsupportedFileType) as exc:
             run(files.pdf_bytes(["x"]), "notes.txt")
@@ -161,7 +153,7 @@ class TestRefusals:
     @pytest.mark.parametrize(
         "data, name",
         [
-            (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "image.png"),
+            (b"GIF89a" + b"\0" * 100, "image.gif"),
             (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "sneaky.txt"),
             (b"\xd0\xcf\x11\xe0" + b"\0" * 100, "old.doc"),
             (b"\x00\x01\x02\x03binary", "data.bin"),

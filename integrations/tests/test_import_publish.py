@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import assert_error_shape
+from conftest import Ingest, assert_error_shape
 from documents.models import Document
 from documents.tests import files
 from integrations.models import Integration
@@ -33,9 +33,16 @@ def oauth_integration(tenant, fake, provider) -> Integration:
     return integration
 
 
+@pytest.fixture(autouse=True)
+def _ingest_inline(ingest):
+    """The imported files' ingest jobs run here (see `run`)."""
+
+
 def run(job_id, tenant, runner=import_job_run) -> Job:
+    """Run the job, then the ingest jobs it queued (what the workers would do next)."""
     with org_scope(tenant.org.id):
         runner(job_id=job_id)
+    Ingest().pending(tenant.org)
     return Job.unscoped_objects.get(pk=job_id)
 
 

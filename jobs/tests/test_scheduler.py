@@ -156,13 +156,13 @@ class TestCapacityRegistry:
         queues = ["test-cap-a", "test-cap-b"]
         client = capacity.broker_redis()
         client.delete(*(f"precis-capacity:{q}" for q in queues))
-        capacity.register("w1@host", queues, 32)
-        capacity.register("w2@host", queues[:1], 2)
+        capacity.register("w1@host", {"test-cap-a": 32, "test-cap-b": 32})
+        capacity.register("w2@host", {"test-cap-a": 2})
         assert capacity.capacity(queues) == {"test-cap-a": 34, "test-cap-b": 32}
         later = time.time() + capacity.REGISTRATION_TTL_S + 1
         monkeypatch.setattr(capacity.time, "time", lambda: later)
         assert capacity.capacity(queues) == {"test-cap-a": 0, "test-cap-b": 0}  # not refreshed: gone
-        capacity.register("w1@host", queues, 32)  # its heartbeat comes back
+        capacity.register("w1@host", {"test-cap-a": 32, "test-cap-b": 32})  # its heartbeat comes back
         assert capacity.capacity(queues) == {"test-cap-a": 32, "test-cap-b": 32}
         capacity.unregister("w1@host", queues)
         assert capacity.capacity(queues) == {"test-cap-a": 0, "test-cap-b": 0}

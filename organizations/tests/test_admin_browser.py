@@ -5,7 +5,7 @@ An org admin logs in through the admin's login form, opens every registered
 model's changelist and sees exactly their own organization's rows; the other
 organization's admin sees none of them (and the other way round).
 
-Needs /usr/bin/chromium: run config/tests/browser_setup.sh once. Playwright
+Needs /usr/bin/chromium: run config/tests/system_setup.sh once. Playwright
 never downloads a browser here (no `playwright install`).
 """
 
@@ -63,7 +63,7 @@ def require_chromium():
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: the browser tests need Debian's Chromium. "
-            "Run config/tests/browser_setup.sh (as root) first.",
+            "Run config/tests/system_setup.sh (as root) first.",
             pytrace=False,
         )
 

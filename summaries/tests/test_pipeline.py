@@ -12,6 +12,7 @@ from config.celery import app as celery_app
 from config.tests.process_fixtures import wait_until
 from documents.models import Document
 from jobs.models import Job
+from jobs.runtime import tick
 from jobs.services import job_reap_stale
 from summaries.models import Summary
 from summaries.tests.fake_llm import Reply
@@ -189,7 +190,16 @@ def test_worker_killed_mid_task_is_resolved_by_the_reaper(celery_worker, fake_ll
     assert job_reap_stale()["requeued"] == 1
     assert job_row(job["id"]).status == "queued"
     celery_worker.start()
-    done = wait_for_status(job["id"], "succeeded", "failed")
+    # The dead worker's call was the model's first (its probe): no call starts until it has
+    # been given up on after LLM_TIMEOUT_S, and then at the next tick. This test plays beat.
+    settings.LLM_TIMEOUT_S = 5  # the worker's
+
+    def finished():
+        tick()
+        row = job_row(job["id"])
+        return row if row.status in ("succeeded", "failed") else None
+
+    done = wait_until(finished, timeout=30, interval=0.5)
     assert done.status == "succeeded" and done.attempts == 2
     assert Summary.unscoped_objects.filter(job_id=job["id"]).count() == 1
 
