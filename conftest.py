@@ -54,7 +54,7 @@ def _system_templates(request):
     request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
     from django.apps import apps as django_apps
 
-    migration = importlib.import_module("templates_app.migrations.0002_system_templates")
+    migration = importlib.import_module("templates_app.migrations.0003_system_templates_language")
     migration.create(django_apps, None)
     yield
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from config.errors import Conflict, ValidationFailed
+from documents.extraction.language import name as language_name
 from documents.models import Document
 from documents.selectors import document_ids_matching
 from jobs import services as job_services
@@ -169,6 +170,18 @@ def summarize_job_run(*, job_id) -> None:
     job_services.job_run(job_id, _summarize)
 
 
+def render_context(document: Document, org) -> RenderContext:
+    """What a template's placeholders are filled with for this document."""
+    return RenderContext(
+        document_title=document.title,
+        document_content=document.content,
+        document_source=document.source,
+        document_language=language_name(document.language),
+        organization_name=org.name,
+        today=timezone.localdate(),
+    )
+
+
 def _summarize(job: Job) -> None:
     token = job.lease_token
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
@@ -209,13 +222,7 @@ def _summarize(job: Job) -> None:
         temperature=float(payload_options.get("temperature", 0.2)),
         org_id=str(job.org_id),
     )
-    context = RenderContext(
-        document_title=document.title,
-        document_content=document.content,
-        document_source=document.source,
-        organization_name=job.org.name,
-        today=timezone.localdate(),
-    )
+    context = render_context(document, job.org)
     provider = providers.get_provider(job.payload.get("provider"))
     # The database connection goes back to the pool for the calls: a worker has many
     # jobs waiting on the LLM and a pool of DB_POOL_MAX_SIZE connections.

@@ -7,7 +7,7 @@ placeholder (e.g. a document containing "{{ today }}") is never re-read.
 Unknown or malformed placeholders are refused when a template is saved.
 
 Registry (extend with `register`):
-    document.title, document.content, document.source, organization.name, today
+    document.title, document.content, document.source, document.language, organization.name, today
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class RenderContext:
     document_title: str = ""
     document_content: str = ""
     document_source: str = ""
+    document_language: str = ""
     organization_name: str = ""
     today: date | None = None
 
@@ -46,6 +47,11 @@ register(
 )
 register(
     "document.source", "Where the document came from (manual, upload, url, a provider).", lambda c: c.document_source
+)
+register(
+    "document.language",
+    "The document's language in English (e.g. German), as detected from its text; empty when it could not be told.",
+    lambda c: c.document_language,
 )
 register("organization.name", "Your organization's name.", lambda c: c.organization_name)
 register("today", "Today's date, ISO 8601 (YYYY-MM-DD).", lambda c: (c.today or date.today()).isoformat())

@@ -222,3 +222,37 @@ class TestMultipartAbuse:
 
     def test_nul_in_a_form_field(self, tenant):
         assert_error_shape(upload(tenant.client(), b"text", "a.txt", title="a\x00b"), 400, "invalid_characters")
+
+
+class TestLanguage:
+    GERMAN = (
+        "Der Stadtrat hat gestern den neuen Haushalt für die Bibliothek beschlossen. Die Öffnungszeiten "
+        "werden verlängert, und die Zahl der Besucher steigt seit Jahren."
+    )
+    ENGLISH = "The council approved the new library budget yesterday, and visits keep rising every year."
+
+    def test_detected_filtered_and_given_to_templates(self, tenant, other_tenant, ingest):
+        from summaries.services import render_context
+        from templates_app.placeholders import render
+
+        client = tenant.client()
+        german = ingest(upload(client, self.GERMAN.encode(), "haushalt.txt"))
+        english = ingest(upload(client, self.ENGLISH.encode(), "budget.txt"))
+        short = ingest(upload(client, b"Hallo.", "kurz.txt"))
+        assert (german.language, english.language, short.language) == ("de", "en", "")
+        ingest(upload(other_tenant.client(), self.GERMAN.encode(), "theirs.txt"))
+
+        listed = client.get(URL, {"language": "de"}).json()["results"]
+        assert [d["id"] for d in listed] == [str(german.pk)] and listed[0]["language"] == "de"
+        assert client.get(f"{URL}{german.pk}/").json()["language"] == "de"
+        assert_error_shape(client.get(URL, {"language": "german!"}), 400, attr="language")
+        context = render_context(german, tenant.org)
+        assert render("In {{ document.language }}:", context) == "In German:"
+        assert render("[{{ document.language }}]", render_context(short, tenant.org)) == "[]"
+
+    def test_system_templates_ask_for_the_documents_language(self, tenant):
+        templates = tenant.client().get("/api/v1/templates/").json()["results"]
+        system = [t for t in templates if t["is_system"]]
+        assert len(system) == 4
+        for template in system:
+            assert "Write in the language the document is written in." in template["body"], template["name"]

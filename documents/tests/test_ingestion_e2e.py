@@ -131,9 +131,9 @@ def test_a_paginated_report_reads_as_prose(tenant, io_worker):
 def test_a_summary_asked_with_the_upload_waits_for_the_text(tenant, io_worker):
     client = tenant.client()
     text = (
-        "The council approved a new library budget. The budget funds longer library hours. "
-        "Library visits keep rising, and the budget follows them."
-    ).encode()
+        b"The council approved a new library budget. The budget funds longer library hours. "
+        b"Library visits keep rising, and the budget follows them."
+    )
     body, _ = upload(client, text, "budget.txt", summarize='{"provider": "local"}')
     assert body["summarize_job"]["status"] == "queued"
     job = wait_until(

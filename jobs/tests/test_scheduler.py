@@ -30,12 +30,12 @@ def orgs(db):
     return {name: make_tenant(name) for name in ("Alpha", "Beta", "Gamma")}
 
 
-def waiting(tenant, n=1, queue="llm", **fields):
+def waiting(tenant, n=1, queue="llm", kind="summarize", **fields):
     now = timezone.now()
     return [
         Job.unscoped_objects.create(
             org=tenant.org,
-            kind="summarize",
+            kind=kind,
             queue=queue,
             created_by=tenant.member,
             payload={"provider": "openai"},
@@ -114,6 +114,15 @@ def test_cpu_queues_keep_one_job_ready_behind_each_slot(slots, orgs):
     waiting(orgs["Alpha"], 3, queue="summaries")
     picked = scheduler._pick()
     assert sorted(job.queue for job in picked) == ["llm", "summaries", "summaries"]
+
+
+def test_one_organization_never_holds_every_ingest_slot(slots, orgs):
+    slots["ingest"] = 3
+    waiting(orgs["Alpha"], 50, queue="ingest", kind="ingest")
+    assert picked_orgs(scheduler._pick(), orgs) == ["Alpha", "Alpha"]  # one slot stays free
+    assert scheduler._pick() == []
+    (beta,) = waiting(orgs["Beta"], 1, queue="ingest", kind="ingest")
+    assert [job.id for job in scheduler._pick()] == [beta.id]  # at once, whatever Alpha's backlog
 
 
 def test_no_worker_no_handing_out(slots, orgs):

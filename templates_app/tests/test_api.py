@@ -111,4 +111,11 @@ def test_update_validates_body(tenant):
 
 def test_placeholders_endpoint(tenant):
     names = {p["name"] for p in tenant.client(tenant.member).get(f"{URL}placeholders/").json()}
-    assert names == {"document.title", "document.content", "document.source", "organization.name", "today"}
+    assert names == {
+        "document.title",
+        "document.content",
+        "document.source",
+        "document.language",
+        "organization.name",
+        "today",
+    }

@@ -10,14 +10,18 @@ CONTEXT = RenderContext(
     document_title="Plan",
     document_content="Body text",
     document_source="upload",
+    document_language="German",
     organization_name="Acme",
     today=date(2026, 11, 26),
 )
 
 
 def test_renders_every_registered_placeholder():
-    body = "{{document.title}}|{{ document.content }}|{{  document.source  }}|{{ organization.name }}|{{ today }}"
-    assert render(body, CONTEXT) == "Plan|Body text|upload|Acme|2026-11-26"
+    body = (
+        "{{document.title}}|{{ document.content }}|{{  document.source  }}|{{ document.language }}"
+        "|{{ organization.name }}|{{ today }}"
+    )
+    assert render(body, CONTEXT) == "Plan|Body text|upload|German|Acme|2026-11-26"
 
 
 def test_inserted_text_is_never_rendered_again():
