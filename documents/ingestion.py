@@ -220,6 +220,8 @@ def extraction_options() -> dict[str, Any]:
         "max_archive_bytes": settings.MAX_DOCX_UNCOMPRESSED_BYTES,
         "max_archive_entries": settings.MAX_DOCX_ENTRIES,
         "ocr_languages": settings.OCR_LANGUAGES,
+        "ocr_page_s": settings.OCR_PAGE_TIMEOUT_S,
+        "ocr_max_pages": settings.OCR_MAX_PAGES,
     }
 
 

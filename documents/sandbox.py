@@ -9,7 +9,9 @@ under:
   native parser dies: `extraction_memory`;
 - RLIMIT_CPU (EXTRACTION_CPU_S): the kernel stops the child: `extraction_timeout`;
 - a wall clock (EXTRACTION_TIMEOUT_S): the parent kills the child's whole process
-  group (OCR tools included): `extraction_timeout`;
+  group (OCR tools included): `extraction_timeout`. Before OCR the child asks for
+  OCR_PAGE_TIMEOUT_S more per scanned page (at most OCR_MAX_PAGES pages' worth), so a
+  long scan is not cut off by a clock sized for text;
 - an output cap: the child refuses text over MAX_DOCUMENT_CHARS, and the parent reads
   no more than that allows;
 - a lower CPU priority (nice 10), so the web keeps answering while files are parsed.
@@ -52,6 +54,7 @@ class Budget:
     memory_bytes: int
     wall_s: float
     max_chars: int
+    extension_s: float = 0.0  # the most the child may ask to add (OCR: pages × OCR_PAGE_TIMEOUT_S)
 
     @classmethod
     def from_settings(cls) -> Budget:
@@ -60,6 +63,7 @@ class Budget:
             memory_bytes=settings.EXTRACTION_MEMORY_MB * 1024 * 1024,
             wall_s=settings.EXTRACTION_TIMEOUT_S,
             max_chars=settings.MAX_DOCUMENT_CHARS,
+            extension_s=settings.OCR_MAX_PAGES * settings.OCR_PAGE_TIMEOUT_S,
         )
 
 
@@ -149,6 +153,7 @@ def run(function: str, *args: Any, budget: Budget | None = None, alive: Callable
             "cpu_s": budget.cpu_s,
             "memory_bytes": budget.memory_bytes,
             "max_chars": budget.max_chars,
+            "extension_s": budget.extension_s,
         }
     ).encode()
     try:
@@ -183,34 +188,50 @@ def _ready(child: subprocess.Popen) -> bool:
 
 
 def _read_answer(child: subprocess.Popen, budget: Budget, started: float, alive: Callable[[], bool]) -> dict | None:
-    """The child's JSON answer, read within the wall clock; None if it died first."""
-    limit = budget.max_chars * 4 + 1024 * 1024  # UTF-8 and JSON escaping of the largest text
+    """The child's JSON answer, read within the wall clock plus what the child asked for
+    (`{"extend_s": s}` frames before the answer, `extension_s` in all); None if it died first."""
     buffer = b""
-    expected: int | None = None
-    stream = child.stdout
+    wall, extensible = budget.wall_s, budget.extension_s
     while True:
-        left = budget.wall_s - (time.monotonic() - started)
+        left = wall - (time.monotonic() - started)
         if left <= 0:
-            raise SandboxFailure("extraction_timeout", f"Reading the file took longer than {budget.wall_s:g} s.")
+            raise SandboxFailure("extraction_timeout", f"Reading the file took longer than {wall:g} s.")
         if not alive():
             raise SandboxFailure("cancelled", "The job was cancelled.")
-        ready, _, _ = select.select([stream], [], [], min(left, 0.25))
+        ready, _, _ = select.select([child.stdout], [], [], min(left, 0.25))
         if not ready:
             continue
-        chunk = os.read(stream.fileno(), 1024 * 1024)
+        chunk = os.read(child.stdout.fileno(), 1024 * 1024)
         if not chunk:
             return None
         buffer += chunk
-        if expected is None and len(buffer) >= _HEADER.size:
-            (expected,) = _HEADER.unpack(buffer[: _HEADER.size])
-            if expected > limit:
-                raise SandboxFailure("document_too_long", f"The extracted text exceeds {budget.max_chars} characters.")
-        if expected is not None and len(buffer) >= _HEADER.size + expected:
+        while (frame := _frame(buffer, budget)) is not None:
+            message, buffer = frame
+            if "extend_s" not in message:
+                return message
             try:
-                answer = json.loads(buffer[_HEADER.size : _HEADER.size + expected])
-            except ValueError:
+                grant = min(max(0.0, float(message["extend_s"])), extensible)
+            except (TypeError, ValueError):
                 raise SandboxFailure("extraction_failed", "The file reader answered nonsense.") from None
-            return answer if isinstance(answer, dict) else None
+            wall, extensible = wall + grant, extensible - grant
+
+
+def _frame(buffer: bytes, budget: Budget) -> tuple[dict, bytes] | None:
+    """The first complete message in `buffer` and what follows it, or None for not yet."""
+    if len(buffer) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(buffer[: _HEADER.size])
+    if size > budget.max_chars * 4 + 1024 * 1024:  # UTF-8 and JSON escaping of the largest text
+        raise SandboxFailure("document_too_long", f"The extracted text exceeds {budget.max_chars} characters.")
+    if len(buffer) < _HEADER.size + size:
+        return None
+    try:
+        message = json.loads(buffer[_HEADER.size : _HEADER.size + size])
+    except ValueError:
+        raise SandboxFailure("extraction_failed", "The file reader answered nonsense.") from None
+    if not isinstance(message, dict):
+        raise SandboxFailure("extraction_failed", "The file reader answered nonsense.")
+    return message, buffer[_HEADER.size + size :]
 
 
 def _kill(child: subprocess.Popen) -> None:

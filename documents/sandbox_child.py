@@ -25,7 +25,16 @@ if os.environ.get("PRECIS_SANDBOX_TESTS") == "1":  # set by config.settings.test
     FUNCTIONS.update(
         {
             f"test.{name}": ("documents.tests.sandbox_targets", name)
-            for name in ("echo", "spin", "sleep", "swell", "fail_with_code", "crash", "child_of_child")
+            for name in (
+                "echo",
+                "spin",
+                "sleep",
+                "swell",
+                "fail_with_code",
+                "crash",
+                "child_of_child",
+                "extend_then_sleep",
+            )
         }
     )
 
@@ -52,11 +61,32 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _answer(payload: dict) -> None:
-    payload["peak_rss_bytes"] = _peak_rss_bytes()
+def _send(payload: dict) -> None:
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     sys.stdout.buffer.write(_HEADER.pack(len(data)) + data)
     sys.stdout.buffer.flush()
+
+
+def _answer(payload: dict) -> None:
+    payload["peak_rss_bytes"] = _peak_rss_bytes()
+    _send(payload)
+
+
+_extension = {"left": 0.0}  # seconds the parent will still add when asked (set by main)
+
+
+def request_time(seconds: float) -> None:
+    """Before work whose length the file decides within known bounds (OCR of its scanned
+    pages): ask the parent for that much more wall clock, and raise this process's CPU
+    limit by as much (what it starts from now on inherits it). Outside the sandbox, and
+    past the request's `extension_s`, nothing."""
+    grant = min(float(seconds), _extension["left"])
+    if grant <= 0:
+        return
+    _extension["left"] -= grant
+    _send({"extend_s": grant})
+    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (min(soft + math.ceil(grant), hard - 1), hard))
 
 
 def main() -> None:
@@ -74,8 +104,10 @@ def main() -> None:
     memory = int(request["memory_bytes"])
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = math.ceil(usage.ru_utime + usage.ru_stime) + int(request["cpu_s"])  # the start-up is not the file's
+    extension = float(request.get("extension_s") or 0)
+    _extension["left"] = extension
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + math.ceil(extension) + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     try:
         module_name, attribute = FUNCTIONS[request["function"]]
@@ -110,4 +142,8 @@ class _TooLong(Exception):
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable module's main(), not this __main__ copy's: the readers reach its
+    # state (request_time) by importing documents.sandbox_child.
+    from documents.sandbox_child import main as run_child
+
+    run_child()

@@ -293,6 +293,10 @@ EXTRACTION_TIMEOUT_S = env.float("EXTRACTION_TIMEOUT_S", default=90.0)
 INGEST_CONCURRENCY = env.int("INGEST_CONCURRENCY", default=max(2, os.cpu_count() or 1))
 # Tesseract languages for scanned pages and images (`+`-separated, e.g. "eng+deu").
 OCR_LANGUAGES = env.str("OCR_LANGUAGES", default="eng")
+# OCR takes about a second a page: each scanned page adds OCR_PAGE_TIMEOUT_S to the file's
+# wall clock and CPU budget; a file with more scanned pages than OCR_MAX_PAGES is refused.
+OCR_PAGE_TIMEOUT_S = env.float("OCR_PAGE_TIMEOUT_S", default=15.0)
+OCR_MAX_PAGES = env.int("OCR_MAX_PAGES", default=500)
 # Full-text search ranks at most this many matches (bounds the cost of common terms).
 SEARCH_RANK_CANDIDATES = env.int("SEARCH_RANK_CANDIDATES", default=500)
 # Idempotency-Key records are kept this long (hours).

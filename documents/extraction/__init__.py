@@ -65,6 +65,8 @@ class Limits:
     max_archive_bytes: int
     max_archive_entries: int
     ocr_languages: str = "eng"
+    ocr_page_s: float = 15.0
+    ocr_max_pages: int = 500
 
     @classmethod
     def from_settings(cls) -> Limits:
@@ -74,6 +76,8 @@ class Limits:
             max_archive_bytes=settings.MAX_DOCX_UNCOMPRESSED_BYTES,
             max_archive_entries=settings.MAX_DOCX_ENTRIES,
             ocr_languages=settings.OCR_LANGUAGES,
+            ocr_page_s=settings.OCR_PAGE_TIMEOUT_S,
+            ocr_max_pages=settings.OCR_MAX_PAGES,
         )
 
 
@@ -92,11 +96,10 @@ def extract_path(path: str, *, filename: str = "", limits: Limits | None = None)
     with open(path, "rb") as stream:
         kind = sniff(stream, filename=filename)
         if kind == PDF:
-            read = pdf.read(
-                path, max_pages=limits.max_pdf_pages, max_chars=limits.max_chars, ocr_languages=limits.ocr_languages
-            )
+            read = pdf.read(path, limits)
             raw, title, metadata = read.text, read.title, read.metadata
         elif kind in IMAGES:
+            ocr.announce(1, limits.ocr_page_s)
             pages, count = ocr.image_text(path, languages=limits.ocr_languages)
             raw, offsets = layout.rebuild(pages)
             title, metadata = "", {"pages": count, "ocr": True, "ocr_pages": list(range(1, count + 1))}
@@ -150,6 +153,8 @@ def extract_file(path: str, filename: str, options: dict) -> dict:
         max_archive_bytes=int(options["max_archive_bytes"]),
         max_archive_entries=int(options["max_archive_entries"]),
         ocr_languages=str(options.get("ocr_languages") or "eng"),
+        ocr_page_s=float(options.get("ocr_page_s", 15.0)),
+        ocr_max_pages=int(options.get("ocr_max_pages", 500)),
     )
     result = extract_path(path, filename=filename, limits=limits)
     return {

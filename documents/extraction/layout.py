@@ -78,8 +78,9 @@ def _width(pages: list[list[str]]) -> int:
 def _join(paragraph: str, line: str) -> str:
     if not paragraph:
         return line
-    match = _HYPHENATED.search(paragraph)
-    if match and line[:1].islower():
+    if _HYPHENATED.search(paragraph) and line[:1].islower():
+        if "-" in paragraph.rsplit(" ", 1)[-1][:-1]:
+            return paragraph + line  # a compound broken at one of its hyphens: "year-on-" + "year"
         return paragraph[:-1] + line  # "inter-" + "national"
     return f"{paragraph} {line}"
 

@@ -61,23 +61,41 @@ def _run(command: list[str], what: str) -> subprocess.CompletedProcess:
     return result
 
 
-def pdf_pages(path: str, *, languages: str) -> list[str]:
-    """Each page's OCR'd text of a scanned PDF."""
+def announce(pages: int, seconds_per_page: float) -> None:
+    """OCR of `pages` pages is next: in the sandbox, the file gets that much more time."""
+    from documents import sandbox_child
+
+    sandbox_child.request_time(pages * seconds_per_page)
+
+
+_SKIPPED = re.compile(r"^\[OCR skipped on page\(s\) (\d+)(?:-(\d+))?\]$")
+
+
+def pdf_pages(path: str, *, languages: str, pages: list[int]) -> dict[int, str]:
+    """The OCR'd text of the given (1-based) pages of a PDF, by page number."""
     tool = _require("ocrmypdf", "ocrmypdf")
     _require("tesseract", "tesseract-ocr")
     with tempfile.TemporaryDirectory(prefix="precis-ocr-") as folder:
         sidecar = os.path.join(folder, "text.txt")
         _run(
             [tool, "--quiet", "--force-ocr", "--jobs", "1", "--optimize", "0", "--output-type", "pdf",
-             "--sidecar", sidecar, "-l", _languages(languages), path, os.path.join(folder, "out.pdf")],
+             "--pages", ",".join(map(str, pages)), "--sidecar", sidecar, "-l", _languages(languages),
+             path, os.path.join(folder, "out.pdf")],
             "PDF",
         )  # fmt: skip
         with open(sidecar, encoding="utf-8", errors="replace") as handle:
             text = handle.read()
-    pages = text.split("\f")  # each page's text ends with a form feed
-    if len(pages) > 1 and not pages[-1].strip():
-        pages.pop()
-    return pages
+    # Pages end with a form feed; a run of pages left out is one "[OCR skipped on page(s) 4-6]".
+    recognized: dict[int, str] = {}
+    number = 1
+    for part in text.split("\f"):
+        skipped = _SKIPPED.match(part.strip())
+        if skipped:
+            number = int(skipped.group(2) or skipped.group(1)) + 1
+            continue
+        recognized[number] = part
+        number += 1
+    return recognized
 
 
 def image_text(path: str, *, languages: str) -> tuple[list[str], int]:

@@ -77,14 +77,20 @@ def page_texts(path: str, *, max_pages: int, max_chars: int) -> tuple[list[str],
         document.close()
 
 
-def read(path: str, *, max_pages: int, max_chars: int, ocr_languages: str) -> PdfText:
-    pages, scanned, title = page_texts(path, max_pages=max_pages, max_chars=max_chars)
+def read(path: str, limits) -> PdfText:
+    """The text of the PDF at `path` under `limits` (documents.extraction.Limits)."""
+    pages, scanned, title = page_texts(path, max_pages=limits.max_pdf_pages, max_chars=limits.max_chars)
     metadata: dict = {"pages": len(pages)}
     if scanned:
-        recognized = ocr.pdf_pages(path, languages=ocr_languages)
+        if len(scanned) > limits.ocr_max_pages:
+            raise PayloadTooLarge(
+                f"The PDF has {len(scanned)} scanned pages; OCR reads at most {limits.ocr_max_pages}.",
+                "too_many_pages",
+            )
+        ocr.announce(len(scanned), limits.ocr_page_s)
+        recognized = ocr.pdf_pages(path, languages=limits.ocr_languages, pages=scanned)
         for number in scanned:  # the text layer where there is one, OCR where there is none
-            if number <= len(recognized):
-                pages[number - 1] = recognized[number - 1]
+            pages[number - 1] = recognized.get(number, "")
         metadata.update(ocr=True, ocr_pages=scanned)
     text, offsets = layout.rebuild(pages)
     metadata["page_offsets"] = offsets

@@ -37,3 +37,11 @@ def child_of_child(seconds: float) -> None:
     import subprocess
 
     subprocess.run(["sleep", str(seconds)], check=False)
+
+
+def extend_then_sleep(extra: float, seconds: float) -> str:
+    from documents.sandbox_child import request_time
+
+    request_time(extra)
+    time.sleep(seconds)
+    return "done"

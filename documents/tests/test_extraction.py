@@ -1,5 +1,7 @@
 """Type detection, extraction and normalisation for every supported format and refusal."""
 
+import re
+
 import pytest
 
 from config.errors import PayloadTooLarge
@@ -168,3 +170,145 @@ class TestRefusals:
         with pytest.raises(UnsupportedFileType) as exc:
             run(b"just some text", name)
         assert exc.value.get_codes() == "file_type_mismatch"
+
+
+class TestLayout:
+    """Paged text back to prose (documents/extraction/layout.py)."""
+
+    def pages(self, count: int, body) -> list[str]:
+        return [f"ACME Handbook\n{body(n)}\n- {n} -" for n in range(1, count + 1)]
+
+    def test_running_header_and_page_numbers_go(self):
+        from documents.extraction import layout
+
+        bodies = ["Apples grow in the north.", "Pears ripen late.", "Plums need sun.", "Cherries come first."]
+        text, offsets = layout.rebuild(self.pages(4, lambda n: bodies[n - 1]))
+        assert "ACME Handbook" not in text and "- 2 -" not in text
+        assert text.split("\n\n") == bodies
+        assert [text[offset:].split("\n\n")[0] for offset in offsets] == bodies
+
+    def test_a_line_on_only_some_pages_stays(self):
+        from documents.extraction import layout
+
+        pages = ["Warning: draft\nOne.", "Two.", "Three.", "Four."]
+        assert "Warning: draft" in layout.rebuild(pages)[0]
+
+    def test_two_pages_are_too_few_to_call_anything_running(self):
+        from documents.extraction import layout
+
+        text, _ = layout.rebuild(["Title line\nFirst page.", "Title line\nSecond page."])
+        assert text.count("Title line") == 2
+
+    def test_wrapped_lines_and_hyphenation(self):
+        from documents.extraction import layout
+
+        page = (
+            "The committee reviewed the proposal for the new inter-\n"
+            "national terminal and a year-on-\n"
+            "year comparison of passenger numbers in great detail.\n"
+            "\n"
+            "A second paragraph."
+        )
+        text, _ = layout.rebuild([page])
+        assert text.split("\n\n") == [
+            "The committee reviewed the proposal for the new international terminal and a year-on-year "
+            "comparison of passenger numbers in great detail.",
+            "A second paragraph.",
+        ]
+
+    def test_a_paragraph_runs_over_the_page_break(self):
+        from documents.extraction import layout
+
+        text, offsets = layout.rebuild(["It began on the first page and", "went on to the second page."])
+        assert text == "It began on the first page and went on to the second page."
+        assert offsets == [0, text.index("went")]
+
+
+class TestDOCXStructure:
+    def test_nested_tables_keep_their_text_in_order(self):
+        from documents.tests import hostile_files
+
+        text = run(hostile_files.docx_nested_tables(5), "nested.docx").text
+        assert re.findall(r"level \d", text) == [f"level {n}" for n in range(1, 6)]  # inner tables included
+
+    def test_tables_that_stalled_python_docx_read_at_once(self):
+        from documents.tests import hostile_files
+
+        assert run(hostile_files.docx_vertical_merge_table(900), "merged.docx").text == "merged"
+        assert run(hostile_files.docx_wide_span_table(), "wide.docx").text == "wide"
+
+
+class TestHTMLMainContent:
+    PAGE = """<html><head><title>Ferry terminal approved</title></head><body>
+    <nav><a href="/">Home</a> <a href="/news">News</a> <a href="/sport">Sport</a></nav>
+    <div id="cookie-banner">We use cookies to improve your experience. Accept all cookies</div>
+    <article><h1>Ferry terminal approved</h1>
+    <p>The harbour authority approved the new ferry terminal on Tuesday after two years of debate.</p>
+    <p>Construction starts in the spring, and the first ferries should dock there within three years.</p>
+    <p>The terminal will handle up to four million passengers a year, twice the current capacity.</p>
+    </article>
+    <aside>Most read: Local team wins the cup</aside>
+    <footer>Copyright 2026 Harbour News. All rights reserved. Privacy policy</footer>
+    </body></html>"""
+
+    def test_the_article_without_navigation_banners_and_footers(self):
+        result = run(self.PAGE.encode(), "article.html")
+        assert result.title == "Ferry terminal approved"
+        for sentence in ("approved the new ferry terminal", "Construction starts", "four million passengers"):
+            assert sentence in result.text
+        for boilerplate in ("Sport", "cookies", "Copyright", "Privacy policy", "Most read"):
+            assert boilerplate not in result.text
+
+    def test_a_page_without_main_content_gives_its_visible_text(self):
+        text = run(b"<html><body><ul><li>North</li><li>South</li></ul></body></html>", "list.html").text
+        assert text.split() == ["North", "South"]
+
+
+class TestOCRUnavailable:
+    def test_names_the_package_instead_of_crashing(self, monkeypatch):
+        from documents.extraction import ocr
+        from documents.tests import hostile_files
+
+        monkeypatch.setattr(ocr.shutil, "which", lambda tool: None)  # a bare machine: no tesseract
+        with pytest.raises(ExtractionFailed) as exc:
+            run(hostile_files.scanned_png(["Some words"]), "scan.png")
+        assert exc.value.get_codes() == "ocr_unavailable" and "tesseract-ocr" in str(exc.value.detail)
+        with pytest.raises(ExtractionFailed) as exc:
+            run(hostile_files.scanned_pdf(["Some words"]), "scan.pdf")
+        assert exc.value.get_codes() == "ocr_unavailable" and "ocrmypdf" in str(exc.value.detail)
+
+
+class TestScannedPages:
+    def mixed_pdf(self) -> bytes:
+        """Typed page, scanned page, typed page."""
+        import io
+
+        from pypdf import PdfReader, PdfWriter
+
+        from documents.tests import hostile_files
+
+        typed = PdfReader(io.BytesIO(files.pdf_bytes(["The typed first page ends here.", "The typed last page."])))
+        scan = PdfReader(io.BytesIO(hostile_files.scanned_pdf(["The harbour authority approved the terminal."])))
+        writer = PdfWriter()
+        for page in (typed.pages[0], scan.pages[0], typed.pages[1]):
+            writer.add_page(page)
+        out = io.BytesIO()
+        writer.write(out)
+        return out.getvalue()
+
+    def test_only_the_scanned_pages_are_read_by_ocr(self):
+        result = run(self.mixed_pdf(), "mixed.pdf")
+        assert result.metadata["ocr"] is True and result.metadata["ocr_pages"] == [2]
+        assert "The typed first page ends here." in result.text and "The typed last page." in result.text
+        assert "harbour authority approved the terminal" in result.text
+        assert "OCR skipped" not in result.text
+        first, second, third = result.metadata["page_offsets"]
+        assert result.text[second:third].strip().startswith("The harbour")
+
+    def test_more_scanned_pages_than_ocr_reads(self):
+        from documents.tests import hostile_files
+
+        limits = Limits(**{**LIMITS.__dict__, "ocr_max_pages": 2})
+        with pytest.raises(PayloadTooLarge) as exc:
+            run(hostile_files.scanned_pdf(["Words"], pages=3), "scan.pdf", limits)
+        assert exc.value.get_codes() == "too_many_pages" and "3 scanned pages" in str(exc.value.detail)

@@ -168,8 +168,9 @@ def test_cancel_a_running_multi_chunk_job(celery_worker, fake_llm, tenant, setti
     assert response.status_code == 202 and response.json()["status"] == "cancelled"
     sent = len(fake_llm.requests)
     fake_llm.release.set()
-    # the worker notices as the calls in flight come back and starts no other
-    wait_until(lambda: worker_logged(celery_worker, "stopped: cancelled", job["id"]), timeout=30)
+    # the worker notices as the calls in flight come back (released, or timed out on a slow
+    # machine) and starts no other
+    wait_until(lambda: worker_logged(celery_worker, "task finished", job["id"]), timeout=30)
     assert len(fake_llm.requests) == sent
     final = job_row(job["id"])
     assert final.status == "cancelled" and final.summary_id is None
