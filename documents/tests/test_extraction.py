@@ -302,7 +302,7 @@ class TestScannedPages:
         assert "The typed first page ends here." in result.text and "The typed last page." in result.text
         assert "harbour authority approved the terminal" in result.text
         assert "OCR skipped" not in result.text
-        first, second, third = result.metadata["page_offsets"]
+        _, second, third = result.metadata["page_offsets"]
         assert result.text[second:third].strip().startswith("The harbour")
 
     def test_more_scanned_pages_than_ocr_reads(self):
