@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 
 def pdf_bytes(pages: list[str], title: str = "") -> bytes:
@@ -92,3 +93,8 @@ HTML_PAGE = """<!DOCTYPE html>
 <body><h1>Results</h1><p>Revenue grew <b>12%</b> this quarter.</p>
 <noscript>enable javascript</noscript>
 <ul><li>North</li><li>South</li></ul></body></html>"""
+
+
+def stored_files(media: Path) -> list[Path]:
+    """Every file stored under MEDIA_ROOT `media`."""
+    return [p for p in media.rglob("*") if p.is_file()] if media.exists() else []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -14,20 +13,11 @@ from django.utils import timezone
 
 from conftest import assert_error_shape
 from documents.models import Document
+from documents.tests.files import stored_files
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/documents/"
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-def stored_files(media: Path) -> list[Path]:
-    return [p for p in media.rglob("*") if p.is_file()] if media.exists() else []
 
 
 def rows() -> int:

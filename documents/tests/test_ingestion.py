@@ -4,7 +4,6 @@ ingest job (run here, in the test's transaction, with the real sandboxed child) 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,22 +11,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from conftest import assert_error_shape
 from documents.models import Document
 from documents.tests import files
+from documents.tests.files import stored_files
 from jobs.models import Job
 from realtime.models import StoredEvent
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/documents/"
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-def stored_files(media: Path) -> list[Path]:
-    return [p for p in media.rglob("*") if p.is_file()] if media.exists() else []
 
 
 def upload(client, data: bytes, name: str, **fields):
