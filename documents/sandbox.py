@@ -2,8 +2,9 @@
 
 A file is only bytes until it is parsed, and parsers can be made to spin (a PDF drawing
 one form a million times) or to swell (a DOCX of a million paragraphs). So extraction
-runs in a separate Python process (`python -m documents.sandbox_child`), one per file,
-under:
+runs in a separate process, one per file, forked from this process's fork server
+(`python -m documents.sandbox_child`, started once with Django set up and the parsers
+loaded), under:
 
 - RLIMIT_AS (EXTRACTION_MEMORY_MB): an allocation past it fails (MemoryError) or the
   native parser dies: `extraction_memory`;
@@ -16,10 +17,11 @@ under:
   no more than that allows;
 - a lower CPU priority (nice 10), so the web keeps answering while files are parsed.
 
-Each process keeps one child warm (interpreter started, Django set up, parsers imported)
-so a file does not wait for that start-up; a child serves exactly one file and exits,
-so nothing of one tenant's file survives into the next. Requests and answers are JSON
-(a compromised parser cannot hand the parent a pickle), and the child runs only the
+A fork costs milliseconds, where starting Python, Django and the parsers costs about two
+CPU seconds: a folder of 10,000 small files is not 10,000 interpreter starts. Every
+reader is a fresh fork of the same clean server and reads exactly one file, so nothing
+of one tenant's file survives into the next. Requests and answers are JSON (a
+compromised parser cannot hand the parent a pickle), and a reader runs only the
 functions listed in `documents.sandbox_child.FUNCTIONS`.
 """
 
@@ -31,6 +33,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -84,67 +87,81 @@ class Outcome:
     seconds: float
 
 
-class _Spare:
-    """One warm child per process, replaced as soon as it is taken."""
+class _Server:
+    """This process's fork server (documents.sandbox_child): started once, ahead of need,
+    and again if it dies; a reader for a file is one fork of it away."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._child: subprocess.Popen | None = None
+        self._process: subprocess.Popen | None = None
+        self._control: socket.socket | None = None
         self._pid = os.getpid()
 
-    def take(self) -> subprocess.Popen:
-        with self._lock:
-            child = self._child if self._pid == os.getpid() else None
-            self._child, self._pid = None, os.getpid()
-        if child is None or child.poll() is not None:
-            child = _spawn()
-        threading.Thread(target=self._refill, name="sandbox-spare", daemon=True).start()
-        return child
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "documents.sandbox_child"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=[theirs.fileno()],
+                cwd=settings.BASE_DIR,
+                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PRECIS_SANDBOX_CONTROL_FD": str(theirs.fileno())},
+            )
+        finally:
+            theirs.close()
+        ready, _, _ = select.select([ours], [], [], STARTUP_TIMEOUT_S)
+        if not ready or ours.recv(1) != READY:
+            ours.close()
+            process.kill()
+            process.wait()
+            raise SandboxFailure("extraction_unavailable", "The file reader could not be started.")
+        self._process, self._control = process, ours
+
+    def _running(self) -> bool:
+        return self._pid == os.getpid() and self._process is not None and self._process.poll() is None
 
     def warm(self) -> None:
         with self._lock:
-            if self._child is not None and self._pid == os.getpid() and self._child.poll() is None:
-                return
-        threading.Thread(target=self._refill, name="sandbox-spare", daemon=True).start()
+            if not self._running():
+                self._pid, self._process = os.getpid(), None  # a forked copy never shares its parent's
+                self._start()
 
-    def _refill(self) -> None:
-        child = _spawn()
-        with self._lock:
-            if self._child is None and self._pid == os.getpid():
-                self._child = child
-                return
-        _kill(child)
+    def open(self) -> socket.socket:
+        """A socket to a new reader (supervised, in its own session)."""
+        for attempt in (1, 2):
+            self.warm()
+            ours, theirs = socket.socketpair()
+            try:
+                with self._lock:
+                    socket.send_fds(self._control, [b"F"], [theirs.fileno()])
+                return ours
+            except OSError:
+                ours.close()
+                with self._lock:
+                    self._process = None  # it died since: start another, once
+                if attempt == 2:
+                    raise SandboxFailure("extraction_unavailable", "The file reader could not be started.") from None
+            finally:
+                theirs.close()
+        raise AssertionError("unreachable")
 
 
-_spare = _Spare()
+_server = _Server()
 
 
 def warm() -> None:
-    """Start this process's spare child now (a worker starting), not with the first file."""
-    _spare.warm()
-
-
-def _spawn() -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "documents.sandbox_child"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: killed with whatever it starts
-        cwd=settings.BASE_DIR,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
+    """Start this process's fork server now (a worker starting), not with the first file."""
+    _server.warm()
 
 
 def run(function: str, *args: Any, budget: Budget | None = None, alive: Callable[[], bool] = lambda: True) -> Outcome:
     """Run `function(*args)` (a name in sandbox_child.FUNCTIONS; JSON arguments and result)
-    in a limited child. `alive()` turning False (the job was cancelled) stops it early.
+    in a limited reader. `alive()` turning False (the job was cancelled) stops it early.
     Returns an Outcome, or raises SandboxFailure."""
     budget = budget or Budget.from_settings()
-    child = _spare.take()
-    if not _ready(child):
-        _kill(child)
-        raise SandboxFailure("extraction_unavailable", "The file reader could not be started.")
+    channel = _server.open()
     started = time.monotonic()
     request = json.dumps(
         {
@@ -156,17 +173,17 @@ def run(function: str, *args: Any, budget: Budget | None = None, alive: Callable
             "extension_s": budget.extension_s,
         }
     ).encode()
+    reader = _Reader(channel)
     try:
-        child.stdin.write(_HEADER.pack(len(request)) + request)
-        child.stdin.close()
-        answer = _read_answer(child, budget, started, alive)
-    except (BrokenPipeError, OSError):
+        channel.sendall(_HEADER.pack(len(request)) + request)
+        answer = _read_answer(reader, budget, started, alive)
+    except OSError:
         answer = None
     finally:
-        _kill(child)
+        reader.kill()
     seconds = time.monotonic() - started
     if answer is None:
-        raise _death(child.returncode, budget)
+        raise _death(reader.exit_code, budget)
     peak = int(answer.get("peak_rss_bytes") or 0)
     if answer.get("status") == "ok":
         return Outcome(answer.get("value"), peak, seconds)
@@ -181,16 +198,28 @@ def run(function: str, *args: Any, budget: Budget | None = None, alive: Callable
 STARTUP_TIMEOUT_S = 60.0
 
 
-def _ready(child: subprocess.Popen) -> bool:
-    """Wait for the child's ready byte (a spare has usually sent it long ago)."""
-    ready, _, _ = select.select([child.stdout], [], [], STARTUP_TIMEOUT_S)
-    return bool(ready) and os.read(child.stdout.fileno(), 1) == READY
+class _Reader:
+    """The parent's end of one reader: its socket, its process group, how it ended."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self.channel = channel
+        self.pgid: int | None = None
+        self.exit_code: int | None = None
+        self.buffer = b""
+
+    def kill(self) -> None:
+        """The reader, its supervisor and whatever they started (OCR tools) are stopped."""
+        if self.pgid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self.channel.close()
 
 
-def _read_answer(child: subprocess.Popen, budget: Budget, started: float, alive: Callable[[], bool]) -> dict | None:
-    """The child's JSON answer, read within the wall clock plus what the child asked for
-    (`{"extend_s": s}` frames before the answer, `extension_s` in all); None if it died first."""
-    buffer = b""
+def _read_answer(reader: _Reader, budget: Budget, started: float, alive: Callable[[], bool]) -> dict | None:
+    """The reader's JSON answer, read within the wall clock plus what it asked for
+    (`{"extend_s": s}` frames, `extension_s` in all); None if it ended first (then
+    `reader.exit_code` says how, when its supervisor could tell)."""
     wall, extensible = budget.wall_s, budget.extension_s
     while True:
         left = wall - (time.monotonic() - started)
@@ -198,22 +227,28 @@ def _read_answer(child: subprocess.Popen, budget: Budget, started: float, alive:
             raise SandboxFailure("extraction_timeout", f"Reading the file took longer than {wall:g} s.")
         if not alive():
             raise SandboxFailure("cancelled", "The job was cancelled.")
-        ready, _, _ = select.select([child.stdout], [], [], min(left, 0.25))
+        ready, _, _ = select.select([reader.channel], [], [], min(left, 0.25))
         if not ready:
             continue
-        chunk = os.read(child.stdout.fileno(), 1024 * 1024)
+        chunk = reader.channel.recv(1024 * 1024)
         if not chunk:
             return None
-        buffer += chunk
-        while (frame := _frame(buffer, budget)) is not None:
-            message, buffer = frame
-            if "extend_s" not in message:
+        reader.buffer += chunk
+        while (frame := _frame(reader.buffer, budget)) is not None:
+            message, reader.buffer = frame
+            if "pgid" in message:
+                reader.pgid = int(message["pgid"])
+            elif "exit" in message:
+                reader.exit_code = int(message["exit"])
+                return None
+            elif "extend_s" in message:
+                try:
+                    grant = min(max(0.0, float(message["extend_s"])), extensible)
+                except (TypeError, ValueError):
+                    raise SandboxFailure("extraction_failed", "The file reader answered nonsense.") from None
+                wall, extensible = wall + grant, extensible - grant
+            else:
                 return message
-            try:
-                grant = min(max(0.0, float(message["extend_s"])), extensible)
-            except (TypeError, ValueError):
-                raise SandboxFailure("extraction_failed", "The file reader answered nonsense.") from None
-            wall, extensible = wall + grant, extensible - grant
 
 
 def _frame(buffer: bytes, budget: Budget) -> tuple[dict, bytes] | None:
@@ -234,24 +269,8 @@ def _frame(buffer: bytes, budget: Budget) -> tuple[dict, bytes] | None:
     return message, buffer[_HEADER.size + size :]
 
 
-def _kill(child: subprocess.Popen) -> None:
-    if child.poll() is None:
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            child.kill()
-    try:
-        child.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        logger.warning("sandbox child %s did not exit after SIGKILL", child.pid)
-    for stream in (child.stdin, child.stdout):
-        if stream:
-            with contextlib.suppress(OSError):
-                stream.close()
-
-
 def _death(returncode: int | None, budget: Budget) -> SandboxFailure:
-    """What a child that did not answer died of."""
+    """What a reader that did not answer died of."""
     if returncode == -signal.SIGXCPU:
         return SandboxFailure("extraction_timeout", f"Reading the file used more than {budget.cpu_s} s of CPU.")
     if returncode in (-signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS):

@@ -1,10 +1,18 @@
-"""The sandboxed extraction process (`python -m documents.sandbox_child`; see documents.sandbox).
+"""The sandboxed extraction processes (`python -m documents.sandbox_child`; see documents.sandbox).
 
-Started ahead of need: it sets up Django and imports the parsers, lowers its priority,
-says it is ready (one byte), then waits for one JSON request on stdin — `{function, args, cpu_s, memory_bytes,
-max_chars}` — applies the limits, runs the function and writes one JSON answer to stdout:
-`{status: "ok", value, peak_rss_bytes}` or `{status: "error", error: {code, detail}, ...}`.
-Then it exits. Only the functions in FUNCTIONS can be asked for.
+One per web or worker process, started ahead of need, is a fork server: it sets up
+Django, imports the parsers and loads the language model once, says it is ready (one
+byte on its control socket), then waits. For each file the parent sends it one end of a
+new socket pair; the server forks a supervisor, which starts a new session (a process
+group the parent can kill whole), says `{"pgid"}`, and forks the reader. The reader
+(at the server's lower priority) reads one JSON request — `{function, args, cpu_s, memory_bytes,
+max_chars, extension_s}` — applies the limits, runs the function and answers one JSON
+frame: `{status: "ok", value, peak_rss_bytes}` or `{status: "error", error: {code,
+detail}, ...}`, then exits; the supervisor then says `{"exit": code}` (how the reader
+ended: a signal is negative) and exits too. A fork costs milliseconds where starting
+Python, Django and the parsers costs two CPU seconds, and every reader starts from the
+same clean server: nothing of one file survives into the next. Only the functions in
+FUNCTIONS can be asked for.
 """
 
 from __future__ import annotations
@@ -13,11 +21,12 @@ import json
 import math
 import os
 import resource
+import signal
+import socket
 import struct
-import sys
 
 _HEADER = struct.Struct("!I")
-READY = b"R"  # written once set up: the parent starts the file's clock then
+READY = b"R"  # written once set up
 
 FUNCTIONS = {"extract_file": ("documents.extraction", "extract_file")}
 if os.environ.get("PRECIS_SANDBOX_TESTS") == "1":  # set by config.settings.test only
@@ -34,18 +43,28 @@ if os.environ.get("PRECIS_SANDBOX_TESTS") == "1":  # set by config.settings.test
                 "crash",
                 "child_of_child",
                 "extend_then_sleep",
+                "remember",
             )
         }
     )
 
 
+_channel: socket.socket | None = None  # the reader's socket to the parent
+
+
+def _read_exactly(size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = _channel.recv(size - len(data))
+        if not chunk:
+            os._exit(0)  # the parent went away without a request
+        data += chunk
+    return data
+
+
 def _read_request() -> dict:
-    stream = sys.stdin.buffer
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        sys.exit(0)  # the parent went away without a request
-    (length,) = _HEADER.unpack(header)
-    return json.loads(stream.read(length))
+    (length,) = _HEADER.unpack(_read_exactly(_HEADER.size))
+    return json.loads(_read_exactly(length))
 
 
 def _peak_rss_bytes() -> int:
@@ -61,10 +80,9 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _send(payload: dict) -> None:
+def _send(payload: dict, channel: socket.socket | None = None) -> None:
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    sys.stdout.buffer.write(_HEADER.pack(len(data)) + data)
-    sys.stdout.buffer.flush()
+    (channel or _channel).sendall(_HEADER.pack(len(data)) + data)
 
 
 def _answer(payload: dict) -> None:
@@ -80,7 +98,7 @@ def request_time(seconds: float) -> None:
     pages): ask the parent for that much more wall clock, and raise this process's CPU
     limit by as much (what it starts from now on inherits it). Outside the sandbox, and
     past the request's `extension_s`, nothing."""
-    grant = min(float(seconds), _extension["left"])
+    grant = min(float(seconds), _extension["left"]) if _channel is not None else 0.0
     if grant <= 0:
         return
     _extension["left"] -= grant
@@ -90,6 +108,9 @@ def request_time(seconds: float) -> None:
 
 
 def main() -> None:
+    """The fork server: set up once, then a supervisor and a reader for every file."""
+    control = socket.socket(fileno=int(os.environ["PRECIS_SANDBOX_CONTROL_FD"]))
+    os.nice(10)  # its start-up, and every reader it forks, yield to the web and the workers
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     import importlib
 
@@ -97,15 +118,58 @@ def main() -> None:
 
     django.setup()
     importlib.import_module("documents.extraction").warm()  # the parsers are loaded before a file comes
-    os.nice(10)
-    sys.stdout.buffer.write(READY)
-    sys.stdout.buffer.flush()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
+    control.sendall(READY)
+    while True:
+        try:
+            message, fds, _flags, _address = socket.recv_fds(control, 16, 1)
+        except OSError:
+            break
+        if not message:
+            break  # the parent went away: so does the server
+        if not fds:
+            continue
+        if os.fork() == 0:
+            try:
+                control.close()
+                _supervise(fds[0])
+            finally:
+                os._exit(1)  # never back into the server's loop
+        os.close(fds[0])
+    os._exit(0)
+
+
+def _supervise(fd: int) -> None:
+    """In a new session: report its id, run the reader, report how the reader ended."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    channel = socket.socket(fileno=fd)
+    try:
+        _send({"pgid": os.getpid()}, channel)
+        reader = os.fork()
+        if reader == 0:
+            try:
+                _read(channel)
+            finally:
+                os._exit(1)  # _read ends with its own exit; this is for what escaped it
+        _, status = os.waitpid(reader, 0)
+        _send({"exit": os.waitstatus_to_exitcode(status)}, channel)
+    except OSError:
+        pass  # the parent stopped listening
+    os._exit(0)
+
+
+def _read(channel: socket.socket) -> None:
+    """The reader: limits, the one function, one answer."""
+    global _channel
+    import importlib
+
+    _channel = channel
     request = _read_request()
     memory = int(request["memory_bytes"])
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = math.ceil(usage.ru_utime + usage.ru_stime) + int(request["cpu_s"])  # the start-up is not the file's
     extension = float(request.get("extension_s") or 0)
     _extension["left"] = extension
+    cpu = int(request["cpu_s"])  # a fresh fork: its CPU time starts at zero
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + math.ceil(extension) + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -290,7 +290,7 @@ MAX_DOCX_ENTRIES = env.int("MAX_DOCX_ENTRIES", default=5000)
 EXTRACTION_CPU_S = env.int("EXTRACTION_CPU_S", default=60)
 EXTRACTION_MEMORY_MB = env.int("EXTRACTION_MEMORY_MB", default=1024)
 EXTRACTION_TIMEOUT_S = env.float("EXTRACTION_TIMEOUT_S", default=90.0)
-INGEST_CONCURRENCY = env.int("INGEST_CONCURRENCY", default=max(2, os.cpu_count() or 1))
+INGEST_CONCURRENCY = env.int("INGEST_CONCURRENCY", default=max(4, 2 * (os.cpu_count() or 1)))
 # Tesseract languages for scanned pages and images (`+`-separated, e.g. "eng+deu").
 OCR_LANGUAGES = env.str("OCR_LANGUAGES", default="eng")
 # OCR takes about a second a page: each scanned page adds OCR_PAGE_TIMEOUT_S to the file's

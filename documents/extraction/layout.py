@@ -75,14 +75,47 @@ def _width(pages: list[list[str]]) -> int:
     return lengths[min(len(lengths) - 1, int(len(lengths) * 0.8))]
 
 
-def _join(paragraph: str, line: str) -> str:
-    if not paragraph:
-        return line
-    if _HYPHENATED.search(paragraph) and line[:1].islower():
-        if "-" in paragraph.rsplit(" ", 1)[-1][:-1]:
-            return paragraph + line  # a compound broken at one of its hyphens: "year-on-" + "year"
-        return paragraph[:-1] + line  # "inter-" + "national"
-    return f"{paragraph} {line}"
+class _Paragraph:
+    """The paragraph being rebuilt, as its pieces: linear in its length however many lines."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.length = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.pieces)
+
+    def tail(self) -> str:
+        return self.pieces[-1] if self.pieces else ""
+
+    def add(self, line: str) -> None:
+        last = self.tail()
+        if last and _HYPHENATED.search(last[-2:]) and line[:1].islower():
+            if "-" in last.rsplit(" ", 1)[-1][:-1]:
+                piece = line  # a compound broken at one of its hyphens: "year-on-" + "year"
+            else:
+                self.pieces[-1] = last[:-1]  # "inter-" + "national"
+                self.length -= 1
+                piece = line
+        else:
+            piece = f" {line}" if last else line
+        self.pieces.append(piece)
+        self.length += len(piece)
+
+    def take(self) -> str:
+        text = "".join(self.pieces)
+        self.pieces, self.length = [], 0
+        return text
+
+
+def _next_nonblank(lines: list[str]) -> list[str]:
+    """For each line, the next non-blank line after it ("" for none)."""
+    following, upcoming = [""] * len(lines), ""
+    for index in range(len(lines) - 1, -1, -1):
+        following[index] = upcoming
+        if lines[index].strip():
+            upcoming = lines[index].strip()
+    return following
 
 
 def rebuild(pages: list[str]) -> tuple[str, list[int]]:
@@ -92,29 +125,28 @@ def rebuild(pages: list[str]) -> tuple[str, list[int]]:
     paragraphs: list[str] = []
     done = 0  # characters of "\n\n".join(paragraphs), kept as paragraphs are added
     offsets: list[int] = []
-    current = ""
+    current = _Paragraph()
 
     def close() -> None:
-        nonlocal current, done
-        done += len(current) + (2 if paragraphs else 0)
-        paragraphs.append(current)
-        current = ""
+        nonlocal done
+        done += current.length + (2 if paragraphs else 0)
+        paragraphs.append(current.take())
 
     for lines in split:
         # the page begins where its first line will land: inside a paragraph that runs
         # over from the page before, or at the start of the next one
-        offsets.append(done + (2 if paragraphs else 0) + (len(current) + 1 if current else 0))
-        for index, raw in enumerate(lines):
+        offsets.append(done + (2 if paragraphs else 0) + (current.length + 1 if current else 0))
+        for raw, following in zip(lines, _next_nonblank(lines), strict=True):
             line = _SPACES.sub(" ", raw.strip())
             if not line:
                 if current:
                     close()
                 continue
-            following = next((other.strip() for other in lines[index + 1 :] if other.strip()), "")
-            current = _join(current, line)
+            current.add(line)
             if _ends_paragraph(line, following, width):
                 close()
-        if current and _SENTENCE_END.search(current) and not _HYPHENATED.search(current):
+        tail = current.tail()[-2:]
+        if current and _SENTENCE_END.search(tail) and not _HYPHENATED.search(tail):
             close()  # a paragraph that does not end a sentence goes on on the next page
     if current:
         close()

@@ -6,6 +6,6 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def media(settings, tmp_path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
+def media(settings, tmp_path_factory) -> Path:
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")  # not under tmp_path: tests walk that
     return settings.MEDIA_ROOT

@@ -45,3 +45,12 @@ def extend_then_sleep(extra: float, seconds: float) -> str:
     request_time(extra)
     time.sleep(seconds)
     return "done"
+
+
+_seen: list = []
+
+
+def remember(value):
+    """What earlier calls left in this module, plus `value`: a reader starts clean."""
+    _seen.append(value)
+    return _seen

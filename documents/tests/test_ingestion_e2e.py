@@ -24,6 +24,12 @@ URL = "/api/v1/documents/"
 CPU_S, WALL_S = 4, 8  # the worker's sandbox budget here (the shipped one: 60 s CPU, 90 s wall)
 
 
+@pytest.fixture(autouse=True)
+def media(settings):
+    """The shared MEDIA_ROOT, not a temporary one: the worker process reads the files."""
+    return settings.MEDIA_ROOT
+
+
 @pytest.fixture
 def io_worker(celery_worker, fake_llm_server, fake_providers_server):
     """The session's solo worker makes way for one like the Procfile's `io` (it takes every

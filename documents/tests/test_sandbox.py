@@ -47,7 +47,7 @@ def test_cpu_spin_is_stopped_by_the_cpu_limit():
 def test_a_hang_is_stopped_by_the_wall_clock():
     error, seconds = failure("test.sleep", 60, wall_s=1)
     assert error.code == "extraction_timeout" and "1 s" in error.detail
-    assert seconds < 1 + 3  # the clock, plus a child's start-up when no spare was ready
+    assert seconds < 1 + 3  # the clock, plus the server's start-up when it was not running yet
 
 
 def test_the_child_may_ask_for_more_time_within_its_allowance():
@@ -129,12 +129,8 @@ def _extract(tmp_path, name: str, data: bytes, **limits):
     return sandbox.run("extract_file", str(path), name, options, budget=budget(**limits))
 
 
-def _spare_ready() -> None:
-    import select
-
+def _server_ready() -> None:
     sandbox.warm()
-    assert _wait_until(lambda: sandbox._spare._child is not None, 60)
-    assert select.select([sandbox._spare._child.stdout], [], [], 60)[0]
 
 
 @pytest.mark.parametrize(
@@ -148,7 +144,7 @@ def _spare_ready() -> None:
 def test_hostile_files_fail_within_their_budget(tmp_path, name, make):
     """Each of these held a web thread for minutes before ingestion moved to the sandbox."""
     data = make()
-    _spare_ready()  # the file's clock, not a child's start-up on a busy machine
+    _server_ready()  # the file's clock, not the server's start-up on a busy machine
     started = time.monotonic()
     with pytest.raises(SandboxFailure) as caught:
         _extract(tmp_path, name, data, cpu_s=3, wall_s=6, memory_bytes=512 * MB)
@@ -164,22 +160,31 @@ def test_a_real_file_is_read_well_under_the_memory_cap(tmp_path):
     assert outcome.peak_rss_bytes < 300 * MB
 
 
-def test_workers_that_run_ingest_jobs_start_a_reader_before_the_first_file():
-    import select
-
+def test_workers_that_run_ingest_jobs_start_the_fork_server_before_the_first_file():
     from jobs.runtime import jobs_starting
 
-    sandbox._kill(sandbox._spare.take())
-    assert _wait_until(lambda: sandbox._spare._child is not None, 30)  # take() started the next spare
-    with sandbox._spare._lock:
-        spare, sandbox._spare._child = sandbox._spare._child, None
-    sandbox._kill(spare)  # no spare now: as in a worker that has just started
+    server = sandbox._server
+    if server._running():
+        server._process.kill()
+        server._process.wait()
+    assert not server._running()
     jobs_starting.send(sender=None, queues=["llm", "summaries"])
-    assert sandbox._spare._child is None  # nothing to warm for these queues
+    assert not server._running()  # nothing to warm for these queues
     jobs_starting.send(sender=None, queues=["ingest"])
-    assert _wait_until(lambda: sandbox._spare._child is not None, 30)
-    ready, _, _ = select.select([sandbox._spare._child.stdout], [], [], 60)
-    assert ready  # its start-up is done: the ready byte waits to be read
+    assert server._running()
     started = time.monotonic()
     assert sandbox.run("test.echo", 1, budget=budget()).value == 1
-    assert time.monotonic() - started < 1.0  # no interpreter or Django start-up on the file's clock
+    assert time.monotonic() - started < 1.0  # a fork, not an interpreter and Django starting
+
+
+def test_a_dead_server_is_replaced():
+    sandbox.warm()
+    sandbox._server._process.kill()
+    sandbox._server._process.wait()
+    assert sandbox.run("test.echo", "again", budget=budget()).value == "again"
+
+
+def test_readers_do_not_share_state():
+    first = sandbox.run("test.remember", "tenant A's secret", budget=budget()).value
+    second = sandbox.run("test.remember", "tenant B", budget=budget()).value
+    assert first == ["tenant A's secret"] and second == ["tenant B"]
