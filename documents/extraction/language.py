@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import re
 
-SAMPLE_CHARS = 20_000
+SAMPLE_CHARS = 5_000
 MIN_LETTERS = 40
 MIN_PROBABILITY = 0.6
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
