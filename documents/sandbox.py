@@ -15,7 +15,7 @@ loaded), under:
   long scan is not cut off by a clock sized for text;
 - an output cap: the child refuses text over MAX_DOCUMENT_CHARS, and the parent reads
   no more than that allows;
-- a lower CPU priority (nice 10), so the web keeps answering while files are parsed.
+- the lowest CPU priority (nice 19, SCHED_BATCH), so the web keeps answering while files are parsed.
 
 A fork costs milliseconds, where starting Python, Django and the parsers costs about two
 CPU seconds: a folder of 10,000 small files is not 10,000 interpreter starts. Every

@@ -5,7 +5,7 @@ Django, imports the parsers and loads the language model once, says it is ready 
 byte on its control socket), then waits. For each file the parent sends it one end of a
 new socket pair; the server forks a supervisor, which starts a new session (a process
 group the parent can kill whole), says `{"pgid"}`, and forks the reader. The reader
-(at the server's lower priority) reads one JSON request — `{function, args, cpu_s, memory_bytes,
+(at nice 19, SCHED_BATCH) reads one JSON request — `{function, args, cpu_s, memory_bytes,
 max_chars, extension_s}` — applies the limits, runs the function and answers one JSON
 frame: `{status: "ok", value, peak_rss_bytes}` or `{status: "error", error: {code,
 detail}, ...}`, then exits; the supervisor then says `{"exit": code}` (how the reader
@@ -165,6 +165,10 @@ def _read(channel: socket.socket) -> None:
     import importlib
 
     _channel = channel
+    # The lowest priority there is short of idle-only: a file being parsed takes what the web
+    # and the workers leave (SCHED_BATCH: it never preempts them on waking either).
+    os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    os.nice(19 - os.nice(0))
     request = _read_request()
     memory = int(request["memory_bytes"])
     extension = float(request.get("extension_s") or 0)
