@@ -6,7 +6,7 @@ A throttled request answers 429 with Retry-After.
 
 import hashlib
 
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from .models import normalize_email
 
@@ -73,7 +73,7 @@ def admin_login_throttled(login_view):
 
     def view(request, *args, **kwargs):
         if request.method == "POST":
-            ip = request.META.get("REMOTE_ADDR", "")
+            ip = BaseThrottle().get_ident(request)  # the API throttles' client identity (NUM_PROXIES)
             email = normalize_email(request.POST.get("username", ""))
             throttles = [_AdminLoginThrottle(ip, "login_ip")]
             if email:

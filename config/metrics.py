@@ -12,8 +12,9 @@
   small by design: the scheduler hands out only what workers can start), live
   workers (heartbeats).
 
-Access: `Authorization: Bearer $METRICS_TOKEN`; without METRICS_TOKEN only
-loopback clients may scrape.
+Access: `Authorization: Bearer $METRICS_TOKEN`. Without METRICS_TOKEN, only with DEBUG
+on (`make run`) and only a loopback client that no proxy forwarded: behind a proxy on the
+same host every request comes from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -244,12 +245,15 @@ def _allowed(request) -> bool:
     if token:
         given = request.headers.get("Authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-    return request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
+    forwarded = "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META
+    return settings.DEBUG and not forwarded and request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
 
 
 def metrics_view(request):
     if not _allowed(request):
         return HttpResponse(
-            "Forbidden: send Authorization: Bearer $METRICS_TOKEN.\n", status=403, content_type="text/plain"
+            "Forbidden: send Authorization: Bearer $METRICS_TOKEN (set METRICS_TOKEN on the server).\n",
+            status=403,
+            content_type="text/plain",
         )
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

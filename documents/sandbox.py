@@ -107,7 +107,14 @@ class _Server:
                 stderr=subprocess.DEVNULL,
                 pass_fds=[theirs.fileno()],
                 cwd=settings.BASE_DIR,
-                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PRECIS_SANDBOX_CONTROL_FD": str(theirs.fileno())},
+                env={
+                    **os.environ,
+                    "PYTHONDONTWRITEBYTECODE": "1",
+                    "PRECIS_SANDBOX_CONTROL_FD": str(theirs.fileno()),
+                    # No thread pools in a process that forks (numpy's BLAS would start one).
+                    "OPENBLAS_NUM_THREADS": "1",
+                    "OMP_NUM_THREADS": "1",
+                },
             )
         finally:
             theirs.close()

@@ -187,7 +187,12 @@ def integration_refresh(*, integration: Integration) -> Integration:
     session = _oauth_session(provider, "")
     try:
         token = session.refresh_token(provider.conf()["token_url"], refresh_token=refresh_token)
-        tokens = provider.token_set(dict(token))
+        try:
+            tokens = provider.token_set(dict(token))
+        except (KeyError, TypeError, ValueError):
+            raise ProviderError(
+                "provider_error", "The provider answered the refresh without a usable token.", transient=True
+            ) from None
     except OAuthError as exc:
         if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
             integration_mark(integration, Integration.Status.NEEDS_REAUTH, f"Refresh refused: {exc.error}.")
@@ -236,12 +241,15 @@ def refresh_expiring_tokens() -> dict[str, int]:
             status=Integration.Status.ACTIVE, token_expires_at__isnull=False
         ).exclude(refresh_token_encrypted="")
         for integration in candidates:
-            if not _past_half_life(integration):
-                continue
             try:
+                if not _past_half_life(integration):
+                    continue
                 integration_refresh(integration=integration)
                 counts["refreshed"] += 1
             except ProviderError:
+                counts["failed"] += 1
+            except Exception:  # one broken row (undecryptable, an odd answer) must not stop the others
+                logger.exception("refreshing integration %s (%s) failed", integration.pk, integration.provider)
                 counts["failed"] += 1
     return counts
 
@@ -273,6 +281,7 @@ def import_request(
     provider = provider_or_404(integration.provider)
     if "import" not in provider.capabilities:
         raise ValidationFailed(f"{provider.display_name} cannot import.", "unsupported_capability")
+    provider.check_import(items=items or [], query=query or "")
     return job_services.job_create(
         org=org,
         kind=Job.Kind.IMPORT,

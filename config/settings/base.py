@@ -323,7 +323,7 @@ CELERY_TASK_IGNORE_RESULT = True  # the Job row is the source of truth; results 
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
-CELERY_BROKER_CONNECTION_MAX_RETRIES = 3
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a worker waits out a broker outage of any length
 
 # Time limits, ordered: one LLM call < soft limit < hard limit < Redis visibility timeout,
 # so a slow call times out before the task, the task before the worker kills it, and the
@@ -473,7 +473,8 @@ REALTIME_EVENT_RETENTION_HOURS = env.float("REALTIME_EVENT_RETENTION_HOURS", def
 # event sequence and catches up from the store (or is told to resync): never silently.
 CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=1000)
 CHANNEL_EXPIRY_S = env.int("CHANNEL_EXPIRY_S", default=60)
-# /metrics: scrapers send Authorization: Bearer METRICS_TOKEN; unset: loopback clients only.
+# /metrics: scrapers send Authorization: Bearer METRICS_TOKEN; unset: nobody, except
+# unproxied loopback clients while DEBUG is on (`make run`).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Sockets re-check their user (active, same org) this often, and close at token expiry.
 REALTIME_RECHECK_S = env.float("REALTIME_RECHECK_S", default=60)

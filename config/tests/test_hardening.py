@@ -61,6 +61,23 @@ def test_admin_login_is_throttled(tenant):
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
 
 
+def test_admin_login_throttle_counts_clients_behind_the_proxy_apart(tenant, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    attacker, bystander = Client(REMOTE_ADDR="10.0.0.2"), Client(REMOTE_ADDR="10.0.0.2")  # both via the proxy
+    for n in range(10):
+        attacker.post(
+            "/admin/login/", {"username": f"guess{n}@x.test", "password": "no"}, HTTP_X_FORWARDED_FOR="198.51.100.7"
+        )
+    refused = attacker.post(
+        "/admin/login/", {"username": "guess@x.test", "password": "no"}, HTTP_X_FORWARDED_FOR="198.51.100.7"
+    )
+    assert refused.status_code == 429
+    response = bystander.post(
+        "/admin/login/", {"username": tenant.admin.email, "password": PASSWORD}, HTTP_X_FORWARDED_FOR="203.0.113.5"
+    )
+    assert response.status_code == 302  # logged in: another client's guesses do not lock it out
+
+
 def test_password_guessing_through_me_is_throttled(tenant):
     client = tenant.client(tenant.member)
     for _ in range(10):

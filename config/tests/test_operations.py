@@ -95,10 +95,16 @@ class TestMetrics:
         assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
         assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").status_code == 200
 
-    def test_loopback_only_without_token(self, client, settings):
+    def test_loopback_only_without_token_and_only_in_debug(self, client, settings):
         settings.METRICS_TOKEN = ""
+        settings.DEBUG = True  # `make run`
         assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
         assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 403
+        # a proxy on the same host: every client looks like loopback
+        assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+        settings.DEBUG = False  # a deployment: the token is the only way in
+        refused = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
+        assert refused.status_code == 403 and b"METRICS_TOKEN" in refused.content
 
     def test_content_after_requests_and_a_job(self, tenant, client, settings):
         from organizations.tenancy import org_scope

@@ -55,6 +55,10 @@ class Provider:
     def configured(cls) -> bool:
         return not cls.uses_oauth or bool(cls.conf().get("client_id") and cls.conf().get("client_secret"))
 
+    def check_import(self, *, items: list[str], query: str) -> None:
+        """Refuse (ValidationFailed, 400) what this provider cannot take as `items`/`query`,
+        before a job is queued. By default anything the serializer allowed."""
+
     def authorize_params(self) -> dict[str, str]:
         """Extra query parameters for the authorization URL."""
         return {}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+
+from config.errors import ValidationFailed
 
 from ..http import ProviderClient, ProviderError
 from .base import ImportedItem, ImportFailure, Provider, TokenSet
@@ -18,11 +21,29 @@ IMPORTABLE = {
 }
 
 
+_DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+
+def _quoted(value: str) -> str:
+    """A string literal of Drive's search syntax (backslash and quote escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 class GoogleDrive(Provider):
     name = "google_drive"
     display_name = "Google Drive"
     capabilities = frozenset({"import"})
     scopes = ("https://www.googleapis.com/auth/drive.readonly", "openid", "email")
+
+    def check_import(self, *, items: list[str], query: str) -> None:
+        """Drive ids only: both end up in API paths and in a Drive search expression."""
+        for index, item in enumerate(items):
+            if not _DRIVE_ID.match(item):
+                raise ValidationFailed(
+                    "A Drive file id has only letters, digits, - and _.", "invalid_id", f"items.{index}"
+                )
+        if query and not _DRIVE_ID.match(query):
+            raise ValidationFailed("For Drive, query is a folder id: letters, digits, - and _.", "invalid_id", "query")
 
     def authorize_params(self) -> dict[str, str]:
         return {"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"}
@@ -43,7 +64,7 @@ class GoogleDrive(Provider):
                 next_key="nextPageToken",
                 cursor_param="pageToken",
                 params={
-                    "q": f"'{query}' in parents and trashed = false",
+                    "q": f"{_quoted(query)} in parents and trashed = false",
                     "fields": "nextPageToken,files(id)",
                     "pageSize": 100,
                 },

@@ -1,10 +1,18 @@
-"""Webhook: POST the published summary as JSON to a URL, HMAC-signed when a secret is set."""
+"""Webhook: POST the published summary as JSON to a URL, HMAC-signed when a secret is set.
+
+The body is `{"event": "summary.published", "title", "content", "target": {…}}`: what the
+publisher gave as `target` stays under its own key and can never stand in for the event
+or the content. With a secret, `X-Precis-Timestamp: <unix seconds>` and `X-Precis-Signature:
+sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`: a receiver recomputes it, compares in
+constant time, and refuses timestamps more than a few minutes old (a replay).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 
 from config.errors import ValidationFailed
@@ -14,11 +22,13 @@ from ..http import ProviderError
 from .base import Provider
 
 SIGNATURE_HEADER = "X-Precis-Signature"
+TIMESTAMP_HEADER = "X-Precis-Timestamp"
 ATTEMPTS = 3
 
 
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    signed = str(timestamp).encode("ascii") + b"." + body
+    return "sha256=" + hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
 
 
 class Webhook(Provider):
@@ -44,11 +54,13 @@ class Webhook(Provider):
         return {"url": url.strip(), "secret": secret}
 
     def publish(self, client, *, title, content, target, config) -> dict[str, Any]:
-        payload = {"event": "summary.published", "title": title, "content": content, **(target or {})}
+        payload = {"event": "summary.published", "title": title, "content": content, "target": target or {}}
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json", "User-Agent": "Precis-Webhook/1"}
         if config.get("secret"):
-            headers[SIGNATURE_HEADER] = signature(config["secret"], body)
+            timestamp = int(time.time())
+            headers[TIMESTAMP_HEADER] = str(timestamp)
+            headers[SIGNATURE_HEADER] = signature(config["secret"], timestamp, body)
         last_error = ""
         for _attempt in range(ATTEMPTS):
             try:

@@ -7,6 +7,7 @@ test through a real worker is in test_e2e.py.
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 
@@ -90,7 +91,7 @@ class TestDriveImport:
         assert job.result["failures"][0]["item"] == "img1"
         docs = {d.source_ref: d for d in Document.unscoped_objects.filter(org=tenant.org)}
         assert docs["doc1"].source == "google_drive" and docs["doc1"].title == "Roadmap"
-        assert docs["doc1"].content == "Roadmap: ship the reader in March."
+        assert docs["doc1"].content == "Roadmap: ship the reader in March.", docs["doc1"].error
         assert "Annual report text" in docs["pdf1"].content and docs["pdf1"].content_type == "application/pdf"
         assert Integration.unscoped_objects.get(pk=drive.pk).last_used_at is not None
 
@@ -129,6 +130,22 @@ class TestDriveImport:
         job = run(start_import(tenant, drive, items=["doc1"]), tenant)
         assert job.status == "failed" and job.error["code"] == "provider_unauthorized"
         assert Integration.unscoped_objects.get(pk=drive.pk).status == "expired"
+
+    def test_a_query_cannot_widen_the_drive_search(self, tenant, drive, fake_providers):
+        client = tenant.client(tenant.member)
+        injected = "x' in parents or 'me' in owners or 'y"
+        response = client.post(f"{BASE}{drive.id}/import/", {"query": injected}, format="json")
+        assert_error_shape(response, 400, "invalid_id", "query")
+        response = client.post(f"{BASE}{drive.id}/import/", {"items": ["doc1", "../about"]}, format="json")
+        assert_error_shape(response, 400, "invalid_id", "items.1")
+        assert not Job.unscoped_objects.filter(kind="import").exists()
+        assert ("GET", "/drive/v3/files") not in fake_providers.calls
+
+    def test_the_folder_id_is_quoted_in_the_search(self):
+        from integrations.providers.google_drive import _quoted
+
+        assert _quoted("folderA") == "'folderA'"
+        assert _quoted("a'b\\c") == "'a\\'b\\\\c'"
 
     def test_input_validation(self, tenant, drive):
         client = tenant.client()
@@ -263,9 +280,23 @@ class TestPublish:
         job = publish(tenant, summary, hook, {})
         assert job.status == "succeeded", job.error
         (delivery,) = fake_providers.webhooks
-        expected = "sha256=" + hmac.new(b"s3cr3t", delivery["body"], hashlib.sha256).hexdigest()
+        timestamp = delivery["headers"]["X-Precis-Timestamp"]
+        assert abs(int(timestamp) - time.time()) < 60
+        signed = timestamp.encode() + b"." + delivery["body"]
+        expected = "sha256=" + hmac.new(b"s3cr3t", signed, hashlib.sha256).hexdigest()
         assert delivery["headers"]["X-Precis-Signature"] == expected
         assert json.loads(delivery["body"])["event"] == "summary.published"
+
+    def test_a_target_cannot_forge_the_event_or_the_content(self, tenant, summary, fake_providers):
+        hook = Integration(org=tenant.org, provider="webhook", name="hook", created_by=tenant.admin)
+        hook.config = {"url": f"{fake_providers.url}/hook", "secret": "s3cr3t"}
+        hook.save()
+        forged = {"event": "invoice.approved", "content": "amount=99999", "title": "Pay"}
+        assert publish(tenant, summary, hook, forged).status == "succeeded"
+        (delivery,) = fake_providers.webhooks
+        body = json.loads(delivery["body"])
+        assert body["event"] == "summary.published" and body["content"] == summary.content
+        assert body["title"] != "Pay" and body["target"] == forged
 
     def test_publish_validation_and_isolation(self, tenant, other_tenant, summary, fake_providers):
         theirs = oauth_integration(other_tenant, fake_providers, "slack")

@@ -152,6 +152,22 @@ class TestRefresh:
         assert refresh_expiring_tokens() == {"refreshed": 1, "failed": 0}
         assert refresh_expiring_tokens() == {"refreshed": 0, "failed": 0}
 
+    def test_one_broken_integration_does_not_stop_the_others(self, tenant, other_tenant, fake_providers):
+        broken = connect(tenant, fake_providers)
+        good = connect(other_tenant, fake_providers)
+        stale = timezone.now() - timedelta(hours=1)
+        Integration.unscoped_objects.filter(pk__in=[broken["id"], good["id"]]).update(token_issued_at=stale)
+        Integration.unscoped_objects.filter(pk=broken["id"]).update(refresh_token_encrypted="not-a-fernet-token")
+        assert refresh_expiring_tokens() == {"refreshed": 1, "failed": 1}
+        assert Integration.unscoped_objects.get(pk=good["id"]).token_issued_at > stale
+
+    def test_a_refresh_answer_without_a_token_is_a_failure_not_a_crash(self, tenant, fake_providers):
+        body = connect(tenant, fake_providers)
+        fake_providers.fail("/oauth/token", Failure(200, {}))
+        Integration.unscoped_objects.filter(pk=body["id"]).update(token_issued_at=timezone.now() - timedelta(hours=1))
+        assert refresh_expiring_tokens() == {"refreshed": 0, "failed": 1}
+        assert Integration.unscoped_objects.get(pk=body["id"]).status == "active"
+
     def test_invalid_grant_means_reconnect(self, tenant, fake_providers):
         body = connect(tenant, fake_providers)
         fake_providers.refresh_tokens.clear()  # the provider forgot the grant

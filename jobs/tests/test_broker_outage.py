@@ -1,0 +1,45 @@
+"""A worker rides out a broker outage of any length (its own redis-server, stopped and
+started by the test)."""
+
+import time
+
+import pytest
+from celery import Celery
+
+from config.tests.process_fixtures import OwnRedis, Worker, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OLD_GIVE_UP_S = 12  # CELERY_BROKER_CONNECTION_MAX_RETRIES = 3 ended the worker after about this
+
+
+def logged_since(worker: Worker, offset: int, text: bytes) -> bool:
+    with open(worker.log_path, "rb") as log:
+        log.seek(offset)
+        return text in log.read()
+
+
+def test_a_worker_survives_a_long_broker_outage_and_consumes_again(fake_llm_server, fake_providers_server):
+    broker = OwnRedis().start()
+    worker = Worker(
+        fake_llm_server.url,
+        fake_providers_server.url,
+        name="outage",
+        queues="default",
+        extra_env={"REDIS_URL": broker.url},
+    )
+    try:
+        worker.start()
+        offset = worker.log_path.stat().st_size
+        broker.stop()
+        wait_until(lambda: logged_since(worker, offset, b"Trying again"), timeout=30)
+        time.sleep(OLD_GIVE_UP_S + 3)  # the outage itself: longer than the old retry limit allowed
+        assert worker.process.poll() is None, "the worker gave up on the broker"
+        offset = worker.log_path.stat().st_size
+        broker.start()
+        wait_until(lambda: logged_since(worker, offset, b"Connected to redis"), timeout=60)
+        Celery(broker=broker.url).send_task("jobs.tick", queue="default")
+        wait_until(lambda: logged_since(worker, offset, b"Task jobs.tick"), timeout=30)
+    finally:
+        worker.stop()
+        broker.stop()
