@@ -42,6 +42,7 @@ check-services: $(STAMP)
 stack: $(STAMP)
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "error: make stack needs DATABASE_URL and REDIS_URL"; exit 1; }
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/honcho start -f Procfile
 
 ## make bench: every benchmark at a small scale (a few minutes), results in docs/benchmarks.md
