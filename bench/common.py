@@ -166,3 +166,14 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def print_result(result: dict) -> None:
+    """A benchmark's figures (met or MISSED), details and notes, for the terminal."""
+    for fig in result["figures"]:
+        verdict = "met" if fig["met"] else "MISSED"
+        print(f"{fig['name']}: {fig['value']} {fig['unit']} (target {fig['target']}, {verdict})")
+    for key, value in result.get("details", {}).items():
+        print(f"  {key}: {value}")
+    if result.get("notes"):
+        print(f"notes: {result['notes']}")

@@ -46,6 +46,7 @@ from bench.common import (
     median,
     parse_scale,
     percentile,
+    print_result,
     save_result,
     setup_django,
 )
@@ -473,9 +474,7 @@ def main() -> None:
     result = run(scale)
     path = save_result("llm_throughput", scale, result)
     print(f"wrote {path}")
-    for fig in result["figures"]:
-        verdict = "met" if fig["met"] else "MISSED"
-        print(f"  {fig['name']}: {fig['value']} {fig['unit']} (target {fig['target']}: {verdict})")
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from bench.common import (
     median,
     parse_scale,
     percentile,
+    print_result,
     save_result,
     setup_django,
 )
@@ -700,12 +701,7 @@ def run(scale: str) -> dict:
 def main() -> None:
     scale = parse_scale()
     result = run(scale)
-    for fig in result["figures"]:
-        print(
-            f"{fig['name']}: {fig['value']} {fig['unit']} (target {fig['target']}, {'met' if fig['met'] else 'MISSED'})"
-        )
-    for key, value in result["details"].items():
-        print(f"  {key}: {value}")
+    print_result(result)
     print(f"→ bench/results/pipeline.{scale}.json")
 
 

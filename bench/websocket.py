@@ -43,7 +43,17 @@ import time
 from pathlib import Path
 
 from bench._ws_procs import Client, Processes, ask_all, cpu_percent, free_port, raise_nofile, rss_bytes, wait_for_port
-from bench.common import ROOT, bench_env, figure, median, parse_scale, percentile, save_result, setup_django
+from bench.common import (
+    ROOT,
+    bench_env,
+    figure,
+    median,
+    parse_scale,
+    percentile,
+    print_result,
+    save_result,
+    setup_django,
+)
 
 DB_NAME = "precis_bench_ws"
 REDIS_DB = 6
@@ -637,14 +647,7 @@ def main() -> None:
             del argv[at : at + 2]
     fixes = frozenset(f for f in options["--with-fixes"].split(",") if f)
     result = run(parse_scale(argv), fixes=fixes, profile_dir=options["--profile"])
-    for fig in result["figures"]:
-        print(
-            f"{fig['name']}: {fig['value']} {fig['unit']} (target {fig['target']}, {'met' if fig['met'] else 'MISSED'})"
-        )
-    for key, value in result["details"].items():
-        print(f"  {key}: {value}")
-    if result["notes"]:
-        print(f"notes: {result['notes']}")
+    print_result(result)
 
 
 if __name__ == "__main__":
