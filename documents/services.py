@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from config.errors import Conflict, ValidationFailed
 from jobs import services as job_services
+from organizations.idempotency import idempotency_forget_object
 from organizations.models import Organization
 from realtime import events
 
@@ -138,6 +139,8 @@ def document_delete(*, document: Document) -> None:
     file = document.file
     job_services.job_cancel_for_document(document_id=document.pk)
     events.publish(document.org_id, "document.deleted", {"id": str(document.pk)})
+    # A replayable create response would keep the deleted text: it goes too.
+    idempotency_forget_object(scope="documents.create", object_id=str(document.pk))
     document.delete()
     if file:
         storage, name = file.storage, file.name

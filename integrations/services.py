@@ -231,6 +231,16 @@ def integration_access_token(*, integration: Integration) -> str:
     return integration.access_token
 
 
+def oauth_state_purge() -> int:
+    """Delete every OAuth state that was used or has expired; returns how many."""
+    from django.db.models import Q
+
+    deleted, _ = OAuthState.unscoped_objects.filter(
+        Q(used_at__isnull=False) | Q(expires_at__lt=timezone.now())
+    ).delete()
+    return deleted
+
+
 def refresh_expiring_tokens() -> dict[str, int]:
     """Beat task body: refresh every active integration past half its token lifetime."""
     from organizations.tenancy import dangerously_unscoped

@@ -19,6 +19,12 @@ def run_import_job(self, *, org_id: str, job_id: str) -> None:
     run_job_task(self, org_id, lambda: services.import_job_run(job_id=job_id))
 
 
+@shared_task(name="integrations.purge_oauth_states", ignore_result=True)
+def purge_oauth_states() -> int:
+    """Beat: delete OAuth states that were used or have expired (their PKCE verifiers too)."""
+    return services.oauth_state_purge()
+
+
 @shared_task(name="integrations.refresh_tokens", ignore_result=True)
 def refresh_tokens() -> dict[str, int]:
     """Beat: refresh OAuth tokens past half their lifetime."""

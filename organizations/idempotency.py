@@ -87,6 +87,16 @@ def _forget(record: IdempotencyRecord) -> None:
     IdempotencyRecord.objects.filter(pk=record.pk).delete()
 
 
+def idempotency_forget_object(*, scope: str, object_id: str) -> int:
+    """Drop the records whose stored response is this object (its text goes with it when the
+    object is deleted): a response that is the object (`{id, …}`) or holds it (`{document: {id}}`)."""
+    records = IdempotencyRecord.unscoped_objects.filter(scope=scope)
+    deleted, _ = (
+        records.filter(response_body__id=object_id) | records.filter(response_body__document__id=object_id)
+    ).delete()
+    return deleted
+
+
 def idempotency_purge(*, older_than_hours: int | None = None) -> int:
     """Delete expired records (all orgs); returns how many."""
     hours = older_than_hours if older_than_hours is not None else settings.IDEMPOTENCY_TTL_HOURS

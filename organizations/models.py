@@ -95,6 +95,16 @@ class Invitation(TenantModel):
     def __str__(self) -> str:
         return f"{self.email} ({self.role})"
 
+    def clean(self) -> None:
+        """An invitation lives at most INVITATION_TTL_DAYS (the admin form checks this too)."""
+        from django.core.exceptions import ValidationError
+
+        latest = (self.created_at or timezone.now()) + timedelta(days=settings.INVITATION_TTL_DAYS, minutes=1)
+        if self.expires_at and self.expires_at > latest:
+            raise ValidationError(
+                {"expires_at": f"An invitation expires within {settings.INVITATION_TTL_DAYS} days of its creation."}
+            )
+
     @staticmethod
     def new_token() -> str:
         return secrets.token_urlsafe(32)

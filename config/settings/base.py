@@ -205,6 +205,9 @@ SIMPLE_JWT = {
 
 # Invitations expire after this many days.
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+# Flash messages live in the session, not in a cookie: the admin shows a new invitation's
+# token once in one, and a cookie is readable without the secret key (only signed).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -354,6 +357,16 @@ CELERY_BEAT_SCHEDULE = {
     "tick": {"task": "jobs.tick", "schedule": SCHEDULER_TICK_S, "options": {"queue": "default", "expires": 10}},
     "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0, "options": {"queue": "default"}},
     "purge-events": {"task": "realtime.purge_events", "schedule": 3600.0, "options": {"queue": "default"}},
+    "purge-idempotency": {
+        "task": "organizations.purge_idempotency",
+        "schedule": 3600.0,
+        "options": {"queue": "default"},
+    },
+    "purge-oauth-states": {
+        "task": "integrations.purge_oauth_states",
+        "schedule": 3600.0,
+        "options": {"queue": "integrations"},
+    },
     "refresh-integration-tokens": {
         "task": "integrations.refresh_tokens",
         "schedule": 300.0,

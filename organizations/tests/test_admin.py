@@ -1,7 +1,10 @@
 """The Django admin, tenant-scoped: driven through Django's test client."""
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import Role, User
 from conftest import PASSWORD, make_user
@@ -153,15 +156,23 @@ class TestOrgAdminCannotEscalate:
                 "email": "new@x.test",
                 "role": "member",
                 "org": str(other_tenant.org.id),
-                "expires_at_0": "2099-01-01",
+                "expires_at_0": (timezone.now() + timedelta(days=3)).date().isoformat(),
                 "expires_at_1": "00:00:00",
             },
-            follow=True,
         )
-        assert response.status_code == 200
+        assert response.status_code == 302
+        assert "messages" not in response.cookies  # the token is never in a cookie
         invitation = Invitation.unscoped_objects.get(email="new@x.test")
         assert invitation.org == tenant.org and invitation.created_by == tenant.admin
-        assert b"shown once" in response.content
+        assert b"shown once" in client.get(response["Location"]).content
+
+    def test_an_invitation_cannot_outlive_its_ttl(self, tenant):
+        response = admin_client(tenant.admin).post(
+            "/admin/organizations/invitation/add/",
+            {"email": "late@x.test", "role": "member", "expires_at_0": "2099-01-01", "expires_at_1": "00:00:00"},
+        )
+        assert response.status_code == 200 and b"expires within" in response.content
+        assert not Invitation.unscoped_objects.filter(email="late@x.test").exists()
 
     def test_cannot_add_or_delete_organizations(self, tenant):
         client = admin_client(tenant.admin)

@@ -1,0 +1,11 @@
+"""Retention of what organizations leave behind (Celery beat, hourly)."""
+
+from celery import shared_task
+
+from .idempotency import idempotency_purge
+
+
+@shared_task(name="organizations.purge_idempotency", ignore_result=True)
+def purge_idempotency() -> int:
+    """Delete Idempotency-Key records older than IDEMPOTENCY_TTL_HOURS (their stored responses too)."""
+    return idempotency_purge()
