@@ -38,7 +38,7 @@ from . import crypto, outbound
 from . import providers as registry
 from .http import ProviderError, ProviderUnauthorized
 from .models import Integration, OAuthState
-from .providers import ImportFailure, Provider
+from .providers import ImportFailure, Provider, TokenSet
 
 logger = logging.getLogger(__name__)
 
@@ -178,49 +178,78 @@ def _past_half_life(integration: Integration) -> bool:
     return timezone.now() >= half
 
 
+class RefreshRefused(ProviderUnauthorized):
+    """The provider refused the refresh token: the integration needs reconnecting (`mark`)."""
+
+    def __init__(self, detail: str, mark: str):
+        super().__init__(detail)
+        self.mark = mark
+
+
+_TOKEN_FIELDS = [
+    "access_token_encrypted",
+    "refresh_token_encrypted",
+    "token_issued_at",
+    "token_expires_at",
+    "status",
+    "status_detail",
+]
+
+
 def integration_refresh(*, integration: Integration) -> Integration:
-    """Refresh the access token. `invalid_grant`/401 → needs_reauth (reconnect); other errors are transient."""
+    """Refresh the access token. `invalid_grant`/401 → needs_reauth (reconnect); other errors are transient.
+
+    The row is locked for the exchange, and refreshed only if its refresh token is still the
+    one `integration` was read with: a provider that rotates refresh tokens (the old one dies
+    with the exchange) must not see a second worker spend the old one and then mark a good
+    integration `needs_reauth`. `integration` ends up with the current tokens either way."""
     provider = provider_or_404(integration.provider, oauth=True)
-    refresh_token = integration.refresh_token
-    if not refresh_token:
-        return integration
+    refused: RefreshRefused | None = None
+    with transaction.atomic():
+        current = Integration.unscoped_objects.select_for_update().get(pk=integration.pk)
+        if current.refresh_token_encrypted == integration.refresh_token_encrypted and current.refresh_token:
+            try:
+                tokens = _exchange_refresh_token(provider, current.refresh_token)
+            except RefreshRefused as error:
+                refused = error
+            else:
+                _store_tokens(current, tokens)
+                current.status, current.status_detail = Integration.Status.ACTIVE, ""
+                current.save(update_fields=[*_TOKEN_FIELDS, "updated_at"])
+    if refused is not None:  # marked outside the lock's transaction, which raising would roll back
+        integration_mark(current, Integration.Status.NEEDS_REAUTH, refused.mark)
+        raise refused
+    for name in _TOKEN_FIELDS:
+        setattr(integration, name, getattr(current, name))
+    return integration
+
+
+def _exchange_refresh_token(provider: Provider, refresh_token: str) -> TokenSet:
     session = _oauth_session(provider, "")
     try:
         token = session.refresh_token(provider.conf()["token_url"], refresh_token=refresh_token)
-        try:
-            tokens = provider.token_set(dict(token))
-        except (KeyError, TypeError, ValueError):
-            raise ProviderError(
-                "provider_error", "The provider answered the refresh without a usable token.", transient=True
-            ) from None
     except OAuthError as exc:
         if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
-            integration_mark(integration, Integration.Status.NEEDS_REAUTH, f"Refresh refused: {exc.error}.")
-            raise ProviderUnauthorized(f"The provider refused to refresh the token ({exc.error}); reconnect.") from None
+            raise RefreshRefused(
+                f"The provider refused to refresh the token ({exc.error}); reconnect.", f"Refresh refused: {exc.error}."
+            ) from None
         raise ProviderError("provider_unavailable", f"Token refresh failed: {exc.error}.", transient=True) from None
     except requests.HTTPError as exc:
         if exc.response is not None and exc.response.status_code in (400, 401):
-            integration_mark(integration, Integration.Status.NEEDS_REAUTH, "Refresh refused; reconnect.")
-            raise ProviderUnauthorized("The provider refused to refresh the token; reconnect.") from None
+            raise RefreshRefused(
+                "The provider refused to refresh the token; reconnect.", "Refresh refused; reconnect."
+            ) from None
         raise ProviderError("provider_unavailable", "Token refresh failed.", transient=True) from None
     except requests.RequestException:
         raise ProviderError(
             "provider_unavailable", "Token refresh failed: provider unreachable.", transient=True
         ) from None
-    _store_tokens(integration, tokens)
-    integration.status, integration.status_detail = Integration.Status.ACTIVE, ""
-    integration.save(
-        update_fields=[
-            "access_token_encrypted",
-            "refresh_token_encrypted",
-            "token_issued_at",
-            "token_expires_at",
-            "status",
-            "status_detail",
-            "updated_at",
-        ]
-    )
-    return integration
+    try:
+        return provider.token_set(dict(token))
+    except (KeyError, TypeError, ValueError):
+        raise ProviderError(
+            "provider_error", "The provider answered the refresh without a usable token.", transient=True
+        ) from None
 
 
 def integration_access_token(*, integration: Integration) -> str:

@@ -198,3 +198,38 @@ def test_providers_endpoint(tenant, fake_providers):
     assert rows["google_drive"]["capabilities"] == ["import"] and rows["slack"]["capabilities"] == ["publish"]
     assert rows["notion"]["capabilities"] == ["import", "publish"] and rows["webhook"]["oauth"] is False
     assert all(p["configured"] for p in rows.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_refreshing_at_once_spend_the_rotating_refresh_token_once(tenant, fake_providers):
+    """The provider rotates refresh tokens (the old one dies in the exchange). Two workers read
+    the same stale integration; both must end with working tokens, not `needs_reauth`."""
+    import threading
+
+    from django.db import connections
+
+    from integrations.services import integration_refresh
+
+    body = connect(tenant, fake_providers)
+    Integration.unscoped_objects.filter(pk=body["id"]).update(token_issued_at=timezone.now() - timedelta(hours=1))
+    copies = [Integration.unscoped_objects.get(pk=body["id"]) for _ in range(2)]  # both read before either refreshes
+    errors: list[BaseException] = []
+
+    def refresh(integration):
+        try:
+            integration_refresh(integration=integration)
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=refresh, args=(copy,)) for copy in copies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    final = Integration.unscoped_objects.get(pk=body["id"])
+    assert final.status == "active"
+    assert final.refresh_token in fake_providers.refresh_tokens  # the surviving, rotated one
+    assert copies[0].access_token == copies[1].access_token == final.access_token
