@@ -175,43 +175,74 @@ def workers_alive() -> int:
 
 
 class _ScrapeTimeCollector:
-    """Metrics computed when scraped: from Redis (workers) and PostgreSQL (active jobs)."""
+    """Metrics computed when scraped: from Redis (counters, queues, workers) and PostgreSQL
+    (jobs). A dependency that is down drops only its own series, and
+    `precis_dependency_up{dependency}` says which one: a scrape never fails for it."""
 
     def collect(self):
+        from django.db import DatabaseError
+        from redis import RedisError
+
+        from jobs.capacity import BrokerUnavailable
+
+        up = {"redis": 1.0, "database": 1.0}
+        for part in (self._stored, self._jobs, self._live):
+            try:
+                yield from part()
+            except (RedisError, BrokerUnavailable, OSError):
+                up["redis"] = 0.0
+            except DatabaseError:
+                up["database"] = 0.0
+        family = GaugeMetricFamily(
+            "precis_dependency_up", "1 when the scrape could read the dependency", labels=["dependency"]
+        )
+        for name, value in up.items():
+            family.add_metric([name], value)
+        yield family
+
+    def _stored(self):
         yield from self._counter("precis_jobs_finished", "Jobs that reached a final status", "jobs_finished")
         yield from self._counter("precis_llm_calls", "LLM calls by outcome (ok or error code)", "llm_calls")
         yield from self._counter("precis_llm_tokens", "LLM tokens", "llm_tokens")
         yield from self._histogram("precis_job_duration_seconds", "Job run time", "job_duration", ["kind", "status"])
         yield from self._histogram("precis_llm_call_duration_seconds", "LLM call latency", "llm_latency", ["provider"])
-        active = GaugeMetricFamily("precis_jobs_active", "Queued and running jobs", labels=["kind", "status"])
+
+    def _jobs(self):
         from django.db.models import Count
 
+        from jobs import scheduler
         from jobs.models import Job
 
+        active = GaugeMetricFamily("precis_jobs_active", "Queued and running jobs", labels=["kind", "status"])
         rows = Job.unscoped_objects.filter(status__in=["queued", "running"]).values("kind", "status")
         for row in rows.annotate(n=Count("pk")).order_by():
             active.add_metric([row["kind"], row["status"]], row["n"])
-        yield active
-        depth = GaugeMetricFamily("precis_queue_depth", "Messages waiting per Celery queue", labels=["queue"])
-        if not settings.EMBEDDED:
-            client = STORE._redis()
-            for queue in settings.CELERY_TASK_QUEUES:
-                depth.add_metric([queue], client.llen(queue))
-        yield depth
-        from jobs import capacity, scheduler
-
         waiting = GaugeMetricFamily(
             "precis_jobs_waiting", "Jobs waiting for a worker's slot (the fair queue)", labels=["queue"]
         )
         counts = scheduler.waiting_counts()
         for queue in scheduler.JOB_QUEUES:
             waiting.add_metric([queue], counts.get(queue, 0))
+        yield active
         yield waiting
+
+    def _live(self):
+        from jobs import capacity, scheduler
+
+        depth = GaugeMetricFamily("precis_queue_depth", "Messages waiting per Celery queue", labels=["queue"])
+        if not settings.EMBEDDED:
+            client = STORE._redis()
+            for queue in settings.CELERY_TASK_QUEUES:
+                depth.add_metric([queue], client.llen(queue))
         slots = GaugeMetricFamily("precis_worker_slots", "Job slots of the live workers per queue", labels=["queue"])
         for queue, count in capacity.capacity(list(scheduler.JOB_QUEUES)).items():
             slots.add_metric([queue], count)
+        alive = GaugeMetricFamily(
+            "precis_workers_alive", "Celery workers with a recent heartbeat", value=workers_alive()
+        )
+        yield depth
         yield slots
-        yield GaugeMetricFamily("precis_workers_alive", "Celery workers with a recent heartbeat", value=workers_alive())
+        yield alive
 
     def _counter(self, name, documentation, store_name):
         values = STORE.read(store_name)

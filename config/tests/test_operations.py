@@ -106,6 +106,23 @@ class TestMetrics:
         refused = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
         assert refused.status_code == 403 and b"METRICS_TOKEN" in refused.content
 
+    def test_a_scrape_while_redis_is_down_reports_it_instead_of_failing(self, client, settings, monkeypatch):
+        import redis
+
+        from config.metrics import STORE
+        from jobs import capacity
+
+        settings.METRICS_TOKEN = "t"
+        down = redis.Redis(port=closed_port(), socket_connect_timeout=0.5)
+        monkeypatch.setattr(STORE, "_client", down)
+        monkeypatch.setattr(capacity, "broker_redis", lambda: down)
+        response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer t")
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+        text = response.content.decode()
+        assert 'precis_dependency_up{dependency="redis"} 0.0' in text
+        assert 'precis_dependency_up{dependency="database"} 1.0' in text
+        assert "precis_jobs_active" in text  # what PostgreSQL answers is still there
+
     def test_content_after_requests_and_a_job(self, tenant, client, settings):
         from organizations.tenancy import org_scope
         from summaries.services import summarize_job_run, summary_request
