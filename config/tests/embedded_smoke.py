@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
+from config.tests.process_fixtures import wait_until  # noqa: E402
 from documents.tests import files  # noqa: E402
 
 
@@ -62,10 +63,10 @@ def main() -> None:
         check(up.status_code == 202, f"upload {name} {up.status_code} {up.content[:200]}")
         uploads[up.json()["document"]["id"]] = words
     for document_id, words in uploads.items():  # extracted in this process's ingest pool
-        deadline = time.monotonic() + 60
-        while (document := client.get(f"/api/v1/documents/{document_id}/").json())["status"] == "processing":
-            check(time.monotonic() < deadline, f"ingest of {document_id} did not finish")
-            time.sleep(0.05)
+        document = wait_until(
+            lambda: (d := client.get(f"/api/v1/documents/{document_id}/").json())["status"] != "processing" and d,
+            timeout=60,
+        )
         check(document["status"] == "ready" and words in document["content"], f"ingested {document}")
     found = client.get("/api/v1/documents/", {"search": "APPLES"}).json()["results"]
     check([d["id"] for d in found] == [made.json()["id"]], "contains search on SQLite")
