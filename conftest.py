@@ -12,6 +12,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 from model_bakery import baker
 from rest_framework.test import APIClient
 
@@ -20,7 +21,7 @@ from accounts.tokens import token_pair_for
 from documents.models import Document
 from organizations.models import Organization
 
-pytest_plugins = ["config.tests.process_fixtures"]
+pytest_plugins = ["config.tests.process_fixtures", "config.tests.mailbox"]
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -77,6 +78,7 @@ def auth_client(user: User) -> APIClient:
 
 def make_user(org: Organization | None, role: str = Role.MEMBER, email: str | None = None, **extra) -> User:
     email = email or f"{baker.random_gen.gen_string(10).lower()}@example.test"
+    extra.setdefault("email_verified_at", timezone.now())
     return User.objects.create_user(email=email, password=PASSWORD, org=org, role=role, **extra)
 
 
@@ -100,6 +102,52 @@ def other_tenant(db) -> Tenant:
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+def mail_token(message) -> str:
+    """The token a Precis mail carries: the `token` of its link, or the code on its own line."""
+    import re
+    from urllib.parse import parse_qs, urlsplit
+
+    from config.tests.mailbox import text_of
+
+    text = text_of(message)
+    link = re.search(r"https?://\S+", text)
+    if link:
+        return parse_qs(urlsplit(link.group(0)).query)["token"][0]
+    return re.search(r"^\s*(\S{30,})\s*$", text, re.M).group(1)
+
+
+@pytest.fixture
+def sent_mail(mailbox, celery_worker, django_capture_on_commit_callbacks):
+    """`with sent_mail(to) as got: <request>` → `got.message`, `got.token`: the mail the
+    request sent (through the real worker and SMTP), waited for after the block."""
+    import contextlib
+    from types import SimpleNamespace
+
+    @contextlib.contextmanager
+    def expect(to: str):
+        got = SimpleNamespace(message=None, token=None)
+        before = len(mailbox.to(to))
+        with django_capture_on_commit_callbacks(execute=True):
+            yield got
+        got.message = mailbox.wait_for(to=to, count=before + 1)
+        got.token = mail_token(got.message)
+
+    return expect
+
+
+@pytest.fixture
+def invite(sent_mail):
+    """`invite(client, email, role)` → the invitation token, read from the mail it sent."""
+
+    def make(client, email: str, role: str = "member") -> str:
+        with sent_mail(email.lower()) as got:
+            response = client.post("/api/v1/org/invitations/", {"email": email, "role": role})
+            assert response.status_code == 201, response.content
+        return got.token
+
+    return make
 
 
 def assert_error_shape(response, status: int, code: str | None = None, attr: str | None = "__any__") -> dict:

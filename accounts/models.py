@@ -33,6 +33,7 @@ class UserManager(BaseUserManager):
     def create_superuser(self, email, password=None, **extra):
         extra.setdefault("is_superuser", True)
         extra.setdefault("role", Role.ADMIN)
+        extra.setdefault("email_verified_at", timezone.now())  # an operator made it
         return self.create_user(email, password, **extra)
 
 
@@ -57,6 +58,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Set when the user proved they read mail at `email` (a verification link, an
+    # invitation, a password reset). Until then another person who proves the address
+    # takes it over (accounts.services.release_unverified).
+    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 
@@ -82,3 +87,31 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_org_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+
+class RegistrationClaim(models.Model):
+    """A registration for an address an unverified account holds, waiting for proof.
+
+    The registrant gets a link at the address; opening it (POST /auth/register/confirm/)
+    releases the unverified account and creates theirs. Only a SHA-256 of the link's
+    token is stored, and the password only as Django hashes it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True)
+    email = models.EmailField(max_length=254)
+    password = models.CharField(max_length=128)
+    name = models.CharField(max_length=200, blank=True)
+    organization_name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="registration_claim_expires")]
+
+    def __str__(self) -> str:
+        return self.email

@@ -19,6 +19,28 @@ class RefreshInputSerializer(StrictInputSerializer):
     refresh = serializers.CharField(max_length=4096)
 
 
+class EmailInputSerializer(StrictInputSerializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class TokenInputSerializer(StrictInputSerializer):
+    token = serializers.CharField(max_length=1024)
+
+
+class PasswordResetConfirmInputSerializer(StrictInputSerializer):
+    token = serializers.CharField(max_length=1024)
+    password = serializers.CharField(max_length=1024, trim_whitespace=False)
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class EmailVerifiedSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    email_verified = serializers.BooleanField()
+
+
 class OrganizationBriefSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
@@ -30,7 +52,7 @@ class MeOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "email", "name", "role", "organization", "date_joined"]
+        fields = ["id", "email", "email_verified", "name", "role", "organization", "date_joined"]
         read_only_fields = fields
 
 
@@ -38,6 +60,7 @@ class MeUpdateInputSerializer(StrictInputSerializer):
     # Fields a user sees on themselves but may not change here; ignored if sent back.
     id = serializers.UUIDField(read_only=True)
     email = serializers.EmailField(read_only=True)
+    email_verified = serializers.BooleanField(read_only=True)
     role = serializers.CharField(read_only=True)
     organization = serializers.JSONField(read_only=True)
     date_joined = serializers.DateTimeField(read_only=True)

@@ -1,11 +1,17 @@
-"""Account write logic: users, login, token rotation, logout, profile."""
+"""Account write logic: users, login, token rotation, logout, profile, verified
+addresses and password resets."""
 
 from __future__ import annotations
 
+import hashlib
+
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
+from django.core import signing
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import (
@@ -15,6 +21,7 @@ from rest_framework_simplejwt.token_blacklist.models import (
 
 from config.errors import ValidationFailed
 
+from . import mail
 from .models import Role, User, normalize_email
 from .tokens import PrecisRefreshToken, token_matches_password, token_pair_for
 
@@ -26,14 +33,34 @@ def user_check_password_strength(*, password: str, user: User | None = None) -> 
         raise ValidationFailed(" ".join(exc.messages), "weak_password", "password") from None
 
 
-def user_create(*, org, email: str, password: str, name: str = "", role: str = Role.MEMBER) -> User:
-    """Create an active user in `org`. The email must be free (case-insensitively)."""
+def user_create(
+    *,
+    org,
+    email: str,
+    password: str | None,
+    name: str = "",
+    role: str = Role.MEMBER,
+    verified: bool = False,
+    password_hash: str | None = None,
+) -> User:
+    """Create an active user in `org`. The email must be free (case-insensitively).
+
+    `verified`: the caller has proof the person reads mail at `email` (an emailed
+    invitation or registration link). Then an unverified account holding the address
+    gives it up (`release_unverified`); otherwise any holder answers 400 `email_taken`.
+    `password_hash`: an already validated and hashed password (a registration claim).
+    """
     email = normalize_email(email)
+    if verified:
+        release_unverified(email=email)
     if User.objects.filter(email=email).exists():
         raise ValidationFailed("A user with this email already exists.", "email_taken", "email")
-    user = User(email=email, name=name, org=org, role=role)
-    user_check_password_strength(password=password, user=user)
-    user.set_password(password)
+    user = User(email=email, name=name, org=org, role=role, email_verified_at=timezone.now() if verified else None)
+    if password_hash is not None:
+        user.password = password_hash
+    else:
+        user_check_password_strength(password=password, user=user)
+        user.set_password(password)
     try:
         with transaction.atomic():
             user.save()
@@ -139,3 +166,122 @@ def _apply_profile(user: User, name, current_password, new_password) -> list[str
         user.name = name
         fields.append("name")
     return fields
+
+
+# -- address verification and password reset -----------------------------------------
+# The links carry a signed, timestamped {user, state} (django.core.signing, SECRET_KEY).
+# `state` fingerprints what the link changes, so each link works once: a reset link
+# stops working when the password changes, a verification link when the address is
+# verified or changes.
+_VERIFY_SALT = "precis.accounts.verify-email"
+_RESET_SALT = "precis.accounts.password-reset"
+
+
+def _state(*parts: object) -> str:
+    return hashlib.sha256("\x00".join(str(part) for part in parts).encode()).hexdigest()[:32]
+
+
+def _reset_state(user: User) -> str:
+    return _state(user.password, user.email, user.is_active)
+
+
+def _verify_state(user: User) -> str:
+    return _state(user.email, user.email_verified_at)
+
+
+def _read_link(token: str, *, salt: str, max_age: int, state, what: str) -> User:
+    invalid = ValidationFailed(f"This {what} link is invalid, expired or already used.", "invalid_token", "token")
+    try:
+        payload = signing.loads(token, salt=salt, max_age=max_age)
+        user = User.objects.select_for_update(of=("self",)).select_related("org").get(pk=payload["u"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError, DjangoValidationError, User.DoesNotExist):
+        raise invalid from None
+    if not user.is_active or payload.get("s") != state(user):
+        raise invalid
+    return user
+
+
+def release_unverified(*, email: str) -> int:
+    """Someone proved they read mail at `email`: an unverified account holding it gives it up.
+
+    That account is deactivated (its tokens revoked) and renamed to an address nobody can
+    receive mail at; its organization and documents stay, for an operator to look at.
+    """
+    released = 0
+    for holder in User.objects.select_for_update().filter(email=normalize_email(email), email_verified_at__isnull=True):
+        holder.email = f"released-{holder.pk.hex}@unverified.invalid"
+        holder.is_active = False
+        holder.save(update_fields=["email", "is_active"])
+        user_revoke_all_tokens(user=holder)
+        released += 1
+    return released
+
+
+def email_verification_send(*, user: User) -> None:
+    """Mail `user` a link that verifies their address (after the transaction commits)."""
+    if user.email_verified:
+        raise ValidationFailed("This address is already verified.", "already_verified")
+    token = signing.dumps({"u": str(user.pk), "s": _verify_state(user)}, salt=_VERIFY_SALT)
+    mail.send(
+        "verify_email",
+        to=user.email,
+        context={
+            "name": user.name,
+            "email": user.email,
+            "link": mail.link("verify-email", token),
+            "ttl_hours": settings.EMAIL_VERIFY_TTL_HOURS,
+        },
+        org_name=user.org.name if user.org_id else None,
+    )
+
+
+@transaction.atomic
+def email_verify(*, token: str) -> User:
+    """Redeem a verification link: the address is the user's for good."""
+    user = _read_link(
+        token,
+        salt=_VERIFY_SALT,
+        max_age=settings.EMAIL_VERIFY_TTL_HOURS * 3600,
+        state=_verify_state,
+        what="verification",
+    )
+    user.email_verified_at = timezone.now()
+    user.save(update_fields=["email_verified_at"])
+    return user
+
+
+def password_reset_request(*, email: str) -> None:
+    """Mail a reset link if an active account has this address; answer the same either way."""
+    user = User.objects.select_related("org").filter(email=normalize_email(email), is_active=True).first()
+    if user is None:
+        return
+    token = signing.dumps({"u": str(user.pk), "s": _reset_state(user)}, salt=_RESET_SALT)
+    mail.send(
+        "password_reset",
+        to=user.email,
+        context={
+            "name": user.name,
+            "email": user.email,
+            "link": mail.link("reset-password", token),
+            "ttl_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
+        },
+        org_name=user.org.name if user.org_id else None,
+    )
+
+
+@transaction.atomic
+def password_reset_confirm(*, token: str, password: str) -> User:
+    """Set a new password from a reset link: every token of the user is revoked, and the
+    address counts as verified (the link reached it)."""
+    user = _read_link(
+        token, salt=_RESET_SALT, max_age=settings.PASSWORD_RESET_TIMEOUT, state=_reset_state, what="password reset"
+    )
+    try:
+        validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(" ".join(exc.messages), "weak_password", "password") from None
+    user.set_password(password)
+    user.email_verified_at = user.email_verified_at or timezone.now()
+    user.save(update_fields=["password", "email_verified_at"])
+    user_revoke_all_tokens(user=user)
+    return user

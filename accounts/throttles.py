@@ -1,6 +1,8 @@
-"""Brute-force protection: login per IP and per account, registration per IP.
+"""Brute-force protection: login per IP and per account, registration per IP, mail per
+IP and per address.
 
-Rates come from LOGIN_THROTTLE_RATE / REGISTER_THROTTLE_RATE (DRF rate strings).
+Rates come from LOGIN_THROTTLE_RATE / REGISTER_THROTTLE_RATE / MAIL_IP_THROTTLE_RATE /
+MAIL_ACCOUNT_THROTTLE_RATE (DRF rate strings).
 A throttled request answers 429 with Retry-After.
 """
 
@@ -26,6 +28,12 @@ class RegisterIPThrottle(_PerIPThrottle):
     scope = "register_ip"
 
 
+class MailIPThrottle(_PerIPThrottle):
+    """Requests that make Precis send mail (password reset), per client address."""
+
+    scope = "mail_ip"
+
+
 class LoginAccountThrottle(SimpleRateThrottle):
     """Counts attempts per target email, whatever address they come from."""
 
@@ -38,6 +46,23 @@ class LoginAccountThrottle(SimpleRateThrottle):
             return None
         ident = hashlib.sha256(normalize_email(email).encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class MailAccountThrottle(LoginAccountThrottle):
+    """Mail to one address (password reset links), whoever asks."""
+
+    scope = "mail_account"
+
+
+class MailUserThrottle(SimpleRateThrottle):
+    """Mail one signed-in user asks for themselves (verification resend)."""
+
+    scope = "mail_account"
+
+    def get_cache_key(self, request, view):
+        if not request.user or not request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": "mail_user", "ident": str(request.user.pk)}
 
 
 class PasswordChangeThrottle(SimpleRateThrottle):

@@ -9,4 +9,8 @@ urlpatterns = [
     path("refresh/", views.RefreshView.as_view(), name="refresh"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("me/", views.MeView.as_view(), name="me"),
+    path("password/reset/", views.PasswordResetView.as_view(), name="password-reset"),
+    path("password/reset/confirm/", views.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
+    path("email/verify/", views.EmailVerifyView.as_view(), name="email-verify"),
+    path("email/verify/resend/", views.EmailVerifyResendView.as_view(), name="email-verify-resend"),
 ]

@@ -41,6 +41,12 @@ class Conflict(PrecisError):
     default_detail = "The request conflicts with the current state."
 
 
+class Forbidden(PrecisError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "permission_denied"
+    default_detail = "You do not have permission to perform this action."
+
+
 class PayloadTooLarge(PrecisError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"

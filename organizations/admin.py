@@ -48,14 +48,14 @@ class InvitationAdmin(TenantAdminMixin, admin.ModelAdmin):
     readonly_fields = ["accepted_at", "created_by"]
 
     def save_model(self, request, obj, form, change):
+        """A new invitation is mailed to the invitee: the token's only copy (accepting it
+        proves their address, so nobody else, the admin included, ever sees it)."""
         token = None
         if not change:
             token = obj.new_token()
             obj.token_hash = services.invitation_token_hash(token)
+            obj.created_by = request.user
         super().save_model(request, obj, form, change)
         if token:
-            self.message_user(
-                request,
-                f"Invitation token for {obj.email} (shown once, send it to them): {token}",
-                messages.WARNING,
-            )
+            services.invitation_send(invitation=obj, token=token, inviter=request.user)
+            self.message_user(request, f"Invitation mailed to {obj.email}.", messages.SUCCESS)

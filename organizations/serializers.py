@@ -42,6 +42,11 @@ class RegisterOutputSerializer(serializers.Serializer):
     refresh = serializers.CharField()
 
 
+class RegistrationPendingSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    email = serializers.EmailField()
+
+
 class MemberOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
@@ -78,14 +83,6 @@ class InvitationOutputSerializer(serializers.ModelSerializer):
         if invitation.accepted_at is not None:
             return "accepted"
         return "pending" if invitation.is_pending else "expired"
-
-
-class InvitationCreatedSerializer(InvitationOutputSerializer):
-    token = serializers.CharField(read_only=True, help_text="Shown once: only a hash is stored.")
-
-    class Meta(InvitationOutputSerializer.Meta):
-        fields = [*InvitationOutputSerializer.Meta.fields, "token"]
-        read_only_fields = fields
 
 
 class InvitationCreateInputSerializer(StrictInputSerializer):

@@ -8,15 +8,19 @@ mixin) or here.
 from __future__ import annotations
 
 import hashlib
+import secrets
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts import mail
 from accounts import services as account_services
-from accounts.models import Role, User, normalize_email
+from accounts.models import RegistrationClaim, Role, User, normalize_email
 from accounts.tokens import token_pair_for
-from config.errors import Conflict, ValidationFailed
+from config.errors import Conflict, Forbidden, ValidationFailed
 
 from .models import Invitation, Organization
 
@@ -31,7 +35,13 @@ def _unique_slug(name: str) -> str:
 
 
 def organization_create(
-    *, name: str, admin_email: str, admin_password: str, admin_name: str = ""
+    *,
+    name: str,
+    admin_email: str,
+    admin_password: str | None,
+    admin_name: str = "",
+    verified: bool = False,
+    admin_password_hash: str | None = None,
 ) -> tuple[Organization, User]:
     """A new organization with its first admin. Atomic: both or neither."""
     name = name.strip()
@@ -45,6 +55,8 @@ def organization_create(
             password=admin_password,
             name=admin_name,
             role=Role.ADMIN,
+            verified=verified,
+            password_hash=admin_password_hash,
         )
     return org, user
 
@@ -67,13 +79,83 @@ def organization_register(
         user = invitation_accept(token=invitation_token, email=email, password=password, name=name)
         org = user.org
     else:
-        org, user = organization_create(
-            name=organization_name or "",
-            admin_email=email,
-            admin_password=password,
-            admin_name=name,
-        )
+        with transaction.atomic():
+            if User.objects.filter(email=normalize_email(email), email_verified_at__isnull=True).exists():
+                return registration_claim_create(
+                    email=email, password=password, name=name, organization_name=organization_name or ""
+                )
+            org, user = organization_create(
+                name=organization_name or "",
+                admin_email=email,
+                admin_password=password,
+                admin_name=name,
+            )
+            account_services.email_verification_send(user=user)
     return {"user": user, "organization": org, **token_pair_for(user)}
+
+
+# -- registering an address an unverified account holds -----------------------------
+def registration_claim_create(*, email: str, password: str, name: str, organization_name: str) -> dict:
+    """An unverified account holds `email`: mail a link that finishes this registration.
+
+    Whoever opens it proves the address, so their registration wins (the unverified
+    account gives the address up). Returns `{"claim": email}`; the view answers 202.
+    """
+    email = normalize_email(email)
+    organization_name = organization_name.strip()
+    if not organization_name:
+        raise ValidationFailed("The organization name must not be blank.", "blank", "organization_name")
+    probe = User(email=email, name=name)
+    account_services.user_check_password_strength(password=password, user=probe)
+    probe.set_password(password)
+    token = secrets.token_urlsafe(32)
+    RegistrationClaim.objects.create(
+        token_hash=invitation_token_hash(token),
+        email=email,
+        password=probe.password,
+        name=name,
+        organization_name=organization_name,
+        expires_at=timezone.now() + timedelta(hours=settings.EMAIL_VERIFY_TTL_HOURS),
+    )
+    mail.send(
+        "registration_claim",
+        to=email,
+        context={
+            "name": name,
+            "email": email,
+            "organization_name": organization_name,
+            "link": mail.link("confirm-registration", token),
+            "ttl_hours": settings.EMAIL_VERIFY_TTL_HOURS,
+        },
+    )
+    return {"claim": email}
+
+
+@transaction.atomic
+def registration_claim_confirm(*, token: str) -> dict:
+    """Finish a claimed registration: the address is proven, this registration wins."""
+    claim = (
+        RegistrationClaim.objects.select_for_update()
+        .filter(token_hash=invitation_token_hash(token), expires_at__gt=timezone.now())
+        .first()
+    )
+    if claim is None:
+        raise ValidationFailed("This registration link is invalid, expired or already used.", "invalid_token", "token")
+    org, user = organization_create(
+        name=claim.organization_name,
+        admin_email=claim.email,
+        admin_password=None,
+        admin_password_hash=claim.password,
+        admin_name=claim.name,
+        verified=True,
+    )
+    RegistrationClaim.objects.filter(email=claim.email).delete()  # this one and any rival claims
+    return {"user": user, "organization": org, **token_pair_for(user)}
+
+
+def registration_claim_purge() -> int:
+    """Drop expired claims (and the password hashes they hold)."""
+    return RegistrationClaim.objects.filter(expires_at__lte=timezone.now()).delete()[0]
 
 
 def organization_update(*, org: Organization, name: str | None = None) -> Organization:
@@ -135,9 +217,19 @@ def invitation_token_hash(token: str) -> str:
 
 
 def invitation_create(*, org: Organization, created_by: User, email: str, role: str) -> tuple[Invitation, str]:
-    """Invite `email` with `role`; returns the invitation and its one-time token."""
+    """Invite `email` with `role` and mail them the one-time token, its only copy.
+
+    The token reaches nobody but the invitee, so accepting it proves the address. An
+    unverified inviter cannot invite (Precis mails nobody for an unproven account); an
+    address an unverified account holds can be invited: accepting wins it.
+    """
     email = normalize_email(email)
-    if User.objects.filter(email=email).exists():
+    if not created_by.email_verified:
+        raise Forbidden(
+            "Verify your email address before inviting others (POST /api/v1/auth/email/verify/resend/).",
+            "email_unverified",
+        )
+    if User.objects.filter(email=email, email_verified_at__isnull=False).exists():
         raise ValidationFailed("A user with this email already exists.", "email_taken", "email")
     pending = Invitation.objects.filter(org=org, email=email, accepted_at__isnull=True, expires_at__gt=timezone.now())
     if pending.exists():
@@ -154,7 +246,24 @@ def invitation_create(*, org: Organization, created_by: User, email: str, role: 
         token_hash=invitation_token_hash(token),
         created_by=created_by,
     )
+    invitation_send(invitation=invitation, token=token, inviter=created_by)
     return invitation, token
+
+
+def invitation_send(*, invitation: Invitation, token: str, inviter: User | None) -> None:
+    """Mail the invitee their invitation, in the organization's name (after commit)."""
+    mail.send(
+        "invitation",
+        to=invitation.email,
+        context={
+            "email": invitation.email,
+            "inviter": (inviter.name or inviter.email) if inviter else invitation.org.name,
+            "role": invitation.get_role_display().lower(),
+            "link": mail.link("accept-invitation", token),
+            "expires_at": invitation.expires_at,
+        },
+        org_name=invitation.org.name,
+    )
 
 
 def invitation_revoke(*, org: Organization, invitation: Invitation) -> None:
@@ -190,6 +299,7 @@ def invitation_accept(*, token: str, email: str, password: str, name: str = "") 
         password=password,
         name=name,
         role=invitation.role,
+        verified=True,  # the token was only ever mailed to this address
     )
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])

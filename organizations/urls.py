@@ -15,4 +15,7 @@ urlpatterns = [
 ]
 
 # Mounted under /api/v1/auth/ next to accounts.urls: registering creates or joins an organization.
-auth_urlpatterns = [path("register/", views.RegisterView.as_view(), name="register")]
+auth_urlpatterns = [
+    path("register/", views.RegisterView.as_view(), name="register"),
+    path("register/confirm/", views.RegisterConfirmView.as_view(), name="register-confirm"),
+]

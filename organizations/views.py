@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import PublicEndpointAuthentication
 from accounts.models import User
+from accounts.serializers import TokenInputSerializer
 from accounts.throttles import RegisterIPThrottle
 from config.pagination import CursorPagination
 from config.schema import ConflictErrorResponseSerializer
@@ -15,7 +16,6 @@ from config.schema import ConflictErrorResponseSerializer
 from . import services
 from .models import Invitation
 from .serializers import (
-    InvitationCreatedSerializer,
     InvitationCreateInputSerializer,
     InvitationOutputSerializer,
     MemberOutputSerializer,
@@ -24,6 +24,7 @@ from .serializers import (
     OrganizationUpdateInputSerializer,
     RegisterInputSerializer,
     RegisterOutputSerializer,
+    RegistrationPendingSerializer,
 )
 from .tenancy import IsOrgAdmin, TenantViewSetMixin
 
@@ -37,13 +38,31 @@ class RegisterView(APIView):
 
     @extend_schema(
         request=RegisterInputSerializer,
-        responses={201: RegisterOutputSerializer},
+        responses={201: RegisterOutputSerializer, 202: RegistrationPendingSerializer},
         auth=[],
     )
     def post(self, request):
         data = RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.organization_register(**data.validated_data)
+        if "claim" in result:  # an unverified account holds the address: prove it by mail
+            detail = "An unconfirmed account uses this address. Open the link we mailed to it to finish registering."
+            return Response({"detail": detail, "email": result["claim"]}, status=status.HTTP_202_ACCEPTED)
+        return Response(RegisterOutputSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class RegisterConfirmView(APIView):
+    """POST /api/v1/auth/register/confirm/ — finish a registration from its mailed link."""
+
+    authentication_classes = [PublicEndpointAuthentication]
+    permission_classes = [AllowAny]
+    throttle_classes = [RegisterIPThrottle]
+
+    @extend_schema(request=TokenInputSerializer, responses={201: RegisterOutputSerializer}, auth=[])
+    def post(self, request):
+        data = TokenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.registration_claim_confirm(token=data.validated_data["token"])
         return Response(RegisterOutputSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
@@ -122,14 +141,14 @@ class InvitationViewSet(
 
     @extend_schema(
         request=InvitationCreateInputSerializer,
-        responses={201: InvitationCreatedSerializer},
+        responses={201: InvitationOutputSerializer},
     )
     def create(self, request, *args, **kwargs):
+        """The token goes to the invitee by mail only: accepting it proves their address."""
         data = InvitationCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        invitation, token = services.invitation_create(org=request.org, created_by=request.user, **data.validated_data)
-        invitation.token = token
-        return Response(InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
+        invitation, _token = services.invitation_create(org=request.org, created_by=request.user, **data.validated_data)
+        return Response(InvitationOutputSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Invitation) -> None:
         services.invitation_revoke(org=self.request.org, invitation=instance)

@@ -78,10 +78,8 @@ class TestRegister:
         response = anon.post(REGISTER, {"email": "a@example.test", "password": PASSWORD}, format="json")
         assert_error_shape(response, 400, "organization_or_invitation_required")
 
-    def test_join_by_invitation(self, anon, tenant):
-        invite = tenant.client().post("/api/v1/org/invitations/", {"email": "New@Example.test", "role": "member"})
-        assert invite.status_code == 201, invite.content
-        token = invite.json()["token"]
+    def test_join_by_invitation(self, anon, tenant, invite):
+        token = invite(tenant.client(), "New@Example.test")
         response = anon.post(
             REGISTER, {"email": "new@example.test", "password": PASSWORD, "invitation_token": token}, format="json"
         )
@@ -94,31 +92,31 @@ class TestRegister:
         )
         assert_error_shape(again, 400, "invalid_invitation", "invitation_token")
 
-    def test_invitation_for_another_email_refused(self, anon, tenant):
-        token = tenant.client().post("/api/v1/org/invitations/", {"email": "x@example.test"}).json()["token"]
+    def test_invitation_for_another_email_refused(self, anon, tenant, invite):
+        token = invite(tenant.client(), "x@example.test")
         response = anon.post(
             REGISTER, {"email": "y@example.test", "password": PASSWORD, "invitation_token": token}, format="json"
         )
         assert_error_shape(response, 400, "email_mismatch", "email")
         assert not User.objects.filter(email="y@example.test").exists()
 
-    def test_expired_invitation_refused(self, anon, tenant):
+    def test_expired_invitation_refused(self, anon, tenant, invite):
         from django.utils import timezone
 
         from organizations.models import Invitation
 
-        token = tenant.client().post("/api/v1/org/invitations/", {"email": "x@example.test"}).json()["token"]
+        token = invite(tenant.client(), "x2@example.test")
         Invitation.unscoped_objects.update(expires_at=timezone.now() - timedelta(seconds=1))
         response = anon.post(
-            REGISTER, {"email": "x@example.test", "password": PASSWORD, "invitation_token": token}, format="json"
+            REGISTER, {"email": "x2@example.test", "password": PASSWORD, "invitation_token": token}, format="json"
         )
         assert_error_shape(response, 400, "invitation_expired")
 
-    def test_invitation_with_admin_role(self, anon, tenant):
-        token = tenant.client().post("/api/v1/org/invitations/", {"email": "boss@example.test", "role": "admin"})
+    def test_invitation_with_admin_role(self, anon, tenant, invite):
+        token = invite(tenant.client(), "boss@example.test", "admin")
         response = anon.post(
             REGISTER,
-            {"email": "boss@example.test", "password": PASSWORD, "invitation_token": token.json()["token"]},
+            {"email": "boss@example.test", "password": PASSWORD, "invitation_token": token},
             format="json",
         )
         assert response.json()["user"]["role"] == "admin"
@@ -267,7 +265,8 @@ class TestMe:
         assert body["email"] == tenant.member.email
         assert body["role"] == "member"
         assert body["organization"] == {"id": str(tenant.org.id), "name": "Acme", "slug": "acme"}
-        assert set(body) == {"id", "email", "name", "role", "organization", "date_joined"}
+        assert set(body) == {"id", "email", "email_verified", "name", "role", "organization", "date_joined"}
+        assert body["email_verified"] is True
 
     def test_patch_name_and_read_only_fields_not_applied(self, tenant, other_tenant):
         client = auth_client(tenant.member)

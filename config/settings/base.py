@@ -209,6 +209,22 @@ INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 # token once in one, and a cookie is readable without the secret key (only signed).
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
+# --- Email --------------------------------------------------------------------------
+# EMAIL_URL: django-environ's smtp://user:password@host:587, smtp+tls://…, smtp+ssl://…,
+# consolemail://. Unset: every mail is printed to the console and written to var/mail/
+# (the embedded mode's default; a deployment sets EMAIL_URL).
+if env.str("EMAIL_URL", default=""):
+    globals().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = "accounts.mail.ConsoleAndFileBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_S", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Precis <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Password reset links and email verification links are valid this long.
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TTL_MINUTES", default=60) * 60
+EMAIL_VERIFY_TTL_HOURS = env.int("EMAIL_VERIFY_TTL_HOURS", default=72)
+
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TenantJWTAuthentication"],
@@ -223,6 +239,10 @@ REST_FRAMEWORK = {
         "login_ip": env.str("LOGIN_THROTTLE_RATE", default="10/min"),
         "login_account": env.str("LOGIN_THROTTLE_RATE", default="10/min"),
         "register_ip": env.str("REGISTER_THROTTLE_RATE", default="5/min"),
+        # Password reset requests and verification mails: per client address and per
+        # target address (nobody mail-bombs an inbox through Precis).
+        "mail_ip": env.str("MAIL_IP_THROTTLE_RATE", default="20/hour"),
+        "mail_account": env.str("MAIL_ACCOUNT_THROTTLE_RATE", default="5/hour"),
     },
     # How many reverse proxies put their address in X-Forwarded-For; 0 trusts only
     # REMOTE_ADDR, so clients cannot dodge per-IP throttles with a forged header.
@@ -359,6 +379,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-events": {"task": "realtime.purge_events", "schedule": 3600.0, "options": {"queue": "default"}},
     "purge-idempotency": {
         "task": "organizations.purge_idempotency",
+        "schedule": 3600.0,
+        "options": {"queue": "default"},
+    },
+    "purge-registration-claims": {
+        "task": "organizations.purge_registration_claims",
         "schedule": 3600.0,
         "options": {"queue": "default"},
     },

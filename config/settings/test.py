@@ -15,6 +15,20 @@ os.environ.setdefault("PRECIS_SANDBOX_TESTS", "1")
 # A fixed test key; never used outside tests.
 os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "cHJlY2lzLXRlc3Qta2V5LW5ld2VzdC0wMTIzNDU2Nzg=")
 
+
+def _free_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# Mail goes over real SMTP to the loopback server of config/tests/mailbox.py (workers the
+# tests start inherit the variable, so their mail arrives there too).
+os.environ.setdefault("EMAIL_URL", f"smtp://127.0.0.1:{_free_loopback_port()}")
+EMAIL_URL_FOR_TESTS = os.environ["EMAIL_URL"]
+
 from .base import *
 
 # Fast hashing: the tests create many users; production keeps Django's default.

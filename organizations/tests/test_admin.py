@@ -1,5 +1,6 @@
 """The Django admin, tenant-scoped: driven through Django's test client."""
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -148,23 +149,27 @@ class TestOrgAdminCannotEscalate:
         user = User.objects.get(email="fresh@acme.test")
         assert user.org == tenant.org and not user.is_superuser
 
-    def test_created_invitation_lands_in_own_org(self, tenant, other_tenant):
+    def test_created_invitation_lands_in_own_org(self, tenant, other_tenant, sent_mail):
         client = admin_client(tenant.admin)
-        response = client.post(
-            "/admin/organizations/invitation/add/",
-            {
-                "email": "new@x.test",
-                "role": "member",
-                "org": str(other_tenant.org.id),
-                "expires_at_0": (timezone.now() + timedelta(days=3)).date().isoformat(),
-                "expires_at_1": "00:00:00",
-            },
-        )
+        with sent_mail("new@x.test") as got:
+            response = client.post(
+                "/admin/organizations/invitation/add/",
+                {
+                    "email": "new@x.test",
+                    "role": "member",
+                    "org": str(other_tenant.org.id),
+                    "expires_at_0": (timezone.now() + timedelta(days=3)).date().isoformat(),
+                    "expires_at_1": "00:00:00",
+                },
+            )
         assert response.status_code == 302
-        assert "messages" not in response.cookies  # the token is never in a cookie
         invitation = Invitation.unscoped_objects.get(email="new@x.test")
         assert invitation.org == tenant.org and invitation.created_by == tenant.admin
-        assert b"shown once" in client.get(response["Location"]).content
+        # The token goes to the invitee only, by mail: never to the admin's page or cookies.
+        assert invitation.token_hash == hashlib.sha256(got.token.encode()).hexdigest()
+        assert "Acme" in got.message["From"] and "Acme" in got.message["Subject"]
+        page = client.get(response["Location"]).content
+        assert b"Invitation mailed to new@x.test" in page and got.token.encode() not in page
 
     def test_an_invitation_cannot_outlive_its_ttl(self, tenant):
         response = admin_client(tenant.admin).post(

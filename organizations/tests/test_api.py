@@ -1,5 +1,6 @@
 """Organization API: org detail/update, members, invitations — roles, isolation, bad input."""
 
+import hashlib
 import threading
 
 import pytest
@@ -146,15 +147,18 @@ class TestMembers:
 
 
 class TestInvitations:
-    def test_create_list_revoke(self, tenant):
+    def test_create_list_revoke(self, tenant, sent_mail):
         client = tenant.client()
-        created = client.post(INVITES, {"email": "Invitee@Example.test", "role": "admin"})
+        with sent_mail("invitee@example.test") as got:
+            created = client.post(INVITES, {"email": "Invitee@Example.test", "role": "admin"})
         assert created.status_code == 201, created.content
         body = created.json()
-        assert {"id", "email", "role", "token", "expires_at"} <= set(body)
+        assert {"id", "email", "role", "expires_at"} <= set(body)
+        assert "token" not in body  # only the invitee gets it, by mail
         assert body["email"] == "invitee@example.test"
         stored = Invitation.unscoped_objects.get(pk=body["id"])
-        assert body["token"] not in stored.token_hash  # only a hash is stored
+        assert got.token not in stored.token_hash  # only a hash is stored
+        assert stored.token_hash == hashlib.sha256(got.token.encode()).hexdigest()
         listed = client.get(INVITES).json()["results"]
         assert [row["id"] for row in listed] == [body["id"]]
         assert "token" not in listed[0] and listed[0]["status"] == "pending"

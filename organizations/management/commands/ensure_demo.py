@@ -31,6 +31,7 @@ class Command(BaseCommand):
                 admin_email=DEMO_EMAIL,
                 admin_password=password,
                 admin_name="Demo Admin",
+                verified=True,
             )
             login_file.parent.mkdir(parents=True, exist_ok=True)
             login_file.write_text(password + "\n")
