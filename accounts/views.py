@@ -3,6 +3,7 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,7 +25,7 @@ from .serializers import (
     TokenPairSerializer,
 )
 from .throttles import (
-    LoginAccountThrottle,
+    LoginBackoff,
     LoginIPThrottle,
     MailAccountThrottle,
     MailIPThrottle,
@@ -36,15 +37,23 @@ from .throttles import (
 class LoginView(APIView):
     authentication_classes = [PublicEndpointAuthentication]
     permission_classes = [AllowAny]
-    throttle_classes = [LoginIPThrottle, LoginAccountThrottle]
+    throttle_classes = [LoginIPThrottle]
 
     @extend_schema(
         request=LoginInputSerializer, responses={200: TokenPairSerializer, 401: ErrorResponseSerializer}, auth=[]
     )
     def post(self, request):
+        """Failed logins of an account back off per client (accounts.throttles.LoginBackoff)."""
         data = LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        tokens = services.user_login(**data.validated_data, request=request._request)
+        backoff = LoginBackoff(request, data.validated_data["email"])
+        backoff.check()
+        try:
+            tokens = services.user_login(**data.validated_data, request=request._request)
+        except AuthenticationFailed:
+            backoff.failed()
+            raise
+        backoff.succeeded()
         return Response(tokens)
 
 

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import Role, User
@@ -148,18 +149,42 @@ class TestLogin:
 
 
 class TestThrottling:
-    def test_login_per_account_throttled_with_retry_after(self, anon, tenant):
+    def test_failed_logins_back_off_per_account_and_client(self, anon, tenant, settings):
+        settings.LOGIN_FREE_FAILURES = 1
+        attacker = {"REMOTE_ADDR": "198.51.100.7"}
         statuses = []
-        for i in range(12):
-            # a different client address each time: only the per-account limit applies
-            response = anon.post(
-                LOGIN, {"email": tenant.admin.email, "password": "wrong"}, format="json", REMOTE_ADDR=f"10.0.0.{i}"
+        for _ in range(5):
+            assert (
+                anon.post(LOGIN, {"email": tenant.admin.email, "password": PASSWORD}, format="json").status_code == 200
             )
-            statuses.append(response.status_code)
-        assert statuses[:10] == [401] * 10
-        assert statuses[10] == 429
+            statuses.append(
+                anon.post(LOGIN, {"email": tenant.admin.email, "password": "x"}, format="json", **attacker).status_code
+            )
+        # each failure after the first doubles the wait: the 5th means 8 s; the last try may
+        # already have met the backoff (401s, then 429s, as fast as this machine goes)
+        assert statuses[:2] == [401, 401] and set(statuses) <= {401, 429}, statuses
+        response = anon.post(LOGIN, {"email": tenant.admin.email, "password": PASSWORD}, format="json", **attacker)
         body = assert_error_shape(response, 429, "throttled")
-        assert int(response["Retry-After"]) > 0, body
+        assert int(response["Retry-After"]) >= 1, body
+        # The owner, elsewhere, is never locked out by someone else's guesses.
+        owner = anon.post(LOGIN, {"email": tenant.admin.email, "password": PASSWORD}, format="json")
+        assert owner.status_code == 200
+
+    def test_backoff_doubles_is_capped_and_clears_on_success(self, tenant, settings, rf):
+        from accounts.throttles import THROTTLE_CACHE, LoginBackoff
+
+        settings.LOGIN_FREE_FAILURES, settings.LOGIN_BACKOFF_MAX_S = 2, 30
+        backoff = LoginBackoff(rf.post(LOGIN, REMOTE_ADDR="198.51.100.8"), tenant.admin.email.upper())
+        waits = []
+        for _ in range(9):
+            backoff.failed()
+            waits.append(round(backoff.wait()))
+        assert waits == [0, 0, 1, 2, 4, 8, 16, 30, 30]  # backoff, never a lock
+        state = THROTTLE_CACHE.get(backoff.key)
+        THROTTLE_CACHE.set(backoff.key, {**state, "until": state["until"] - 31}, 60)  # its wait is over
+        client = APIClient(REMOTE_ADDR="198.51.100.8")
+        assert client.post(LOGIN, {"email": tenant.admin.email, "password": PASSWORD}, format="json").status_code == 200
+        assert backoff.wait() == 0 and THROTTLE_CACHE.get(backoff.key) is None
 
     def test_login_per_ip_throttled(self, anon, tenant):
         for i in range(10):
@@ -305,3 +330,49 @@ class TestMe:
 
     def test_name_too_long(self, tenant):
         assert_error_shape(auth_client(tenant.member).patch(ME, {"name": "n" * 201}), 400, attr="name")
+
+
+@pytest.fixture
+def cache_on_own_redis(settings):
+    """The cache (and so the throttles) on a redis-server of this test's own."""
+    from config.tests.process_fixtures import OwnRedis
+
+    server = OwnRedis().start()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": server.url,
+            "KEY_PREFIX": "precis",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+    yield server
+    server.stop()
+
+
+def test_login_works_while_redis_is_down(anon, tenant, cache_on_own_redis, monkeypatch):
+    """Redis stopped: login answers, throttled by a per-process limiter, and goes back to
+    Redis once it answers again."""
+    import redis
+
+    from accounts.throttles import THROTTLE_CACHE, ThrottleCache
+
+    monkeypatch.setattr(ThrottleCache, "RETRY_AFTER_S", 0.0)  # look at Redis on every request
+    ok = anon.post(LOGIN, {"email": tenant.admin.email, "password": PASSWORD}, format="json")
+    assert ok.status_code == 200
+    own = redis.Redis.from_url(cache_on_own_redis.url)
+    assert any(b"throttle_login_ip" in key for key in own.keys("*"))
+
+    cache_on_own_redis.stop()
+    statuses = [
+        anon.post(LOGIN, {"email": tenant.admin.email, "password": PASSWORD}, format="json").status_code
+        for _ in range(11)
+    ]
+    assert statuses[:10] == [200] * 10  # counted afresh in this process (LOGIN_THROTTLE_RATE 10/min)
+    assert statuses[10] == 429  # the per-process limiter still limits
+    assert THROTTLE_CACHE.degraded is False  # RETRY_AFTER_S=0: it tries Redis again next time
+
+    cache_on_own_redis.start()  # back, empty
+    THROTTLE_CACHE.local.clear()
+    assert anon.post(LOGIN, {"email": tenant.admin.email, "password": PASSWORD}, format="json").status_code == 200
+    assert any(b"throttle_login_ip" in key for key in own.keys("*"))

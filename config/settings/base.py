@@ -203,6 +203,11 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "user_id",
 }
 
+# Failed logins of one account from one client: this many are free, then each attempt
+# waits 1, 2, 4 … s after the previous failure, at most LOGIN_BACKOFF_MAX_S (never a lock).
+LOGIN_FREE_FAILURES = env.int("LOGIN_FREE_FAILURES", default=5)
+LOGIN_BACKOFF_MAX_S = env.int("LOGIN_BACKOFF_MAX_S", default=900)
+
 # Invitations expire after this many days.
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 # Flash messages live in the session, not in a cookie: the admin shows a new invitation's

@@ -55,10 +55,23 @@ def test_non_finite_or_absurd_numbers_are_400(tenant, number):
 
 def test_admin_login_is_throttled(tenant):
     client = Client()
-    for _ in range(10):
-        client.post("/admin/login/", {"username": tenant.admin.email, "password": "wrong"})
+    for n in range(10):
+        client.post("/admin/login/", {"username": f"guess{n}@acme.test", "password": "wrong"})
     response = client.post("/admin/login/", {"username": tenant.admin.email, "password": PASSWORD})
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
+
+
+def test_admin_login_failures_back_off_without_locking_the_owner_out(tenant, settings):
+    settings.LOGIN_FREE_FAILURES = 1
+    attacker, owner = Client(REMOTE_ADDR="198.51.100.7"), Client(REMOTE_ADDR="203.0.113.5")
+    statuses = [attacker.post("/admin/login/", {"username": tenant.admin.email, "password": "no"}).status_code]
+    for _ in range(4):  # 1 s, 2 s, 4 s, 8 s of backoff after the failures
+        statuses.append(attacker.post("/admin/login/", {"username": tenant.admin.email, "password": "no"}).status_code)
+        assert owner.post("/admin/login/", {"username": tenant.admin.email, "password": PASSWORD}).status_code == 302
+    assert statuses[:2] == [200, 200] and set(statuses) <= {200, 429}, statuses
+    refused = attacker.post("/admin/login/", {"username": tenant.admin.email, "password": PASSWORD})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert owner.post("/admin/login/", {"username": tenant.admin.email, "password": PASSWORD}).status_code == 302
 
 
 def test_admin_login_throttle_counts_clients_behind_the_proxy_apart(tenant, settings):
