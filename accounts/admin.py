@@ -3,16 +3,28 @@
 Org admins never see superusers, cannot grant superuser or permissions, cannot
 move a user to another organization, and cannot demote or deactivate their
 organization's last active admin.
+
+Users are never deleted here: "delete" (the button and the bulk action)
+deactivates through organizations.services.member_deactivate, and a role or
+activation change in the form goes through member_update. Both keep the
+last-admin guard and revoke every refresh token of a deactivated user, so
+reactivating them later does not revive old sessions.
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
+from config.errors import Conflict
+from organizations import services as member_services
 from organizations.tenant_admin import TenantAdminMixin
 
+from . import services
 from .models import Role, User, normalize_email
 
 
@@ -88,3 +100,47 @@ class UserAdmin(TenantAdminMixin, BaseUserAdmin):
         if not request.user.is_superuser:
             exclude += ["is_superuser", "groups", "user_permissions"]
         return exclude
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            func, name, _description = actions["delete_selected"]
+            actions["delete_selected"] = (func, name, "Deactivate selected users")
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        if change and {"role", "is_active"} & set(form.changed_data):
+            current = User.objects.select_related("org").get(pk=obj.pk)
+            if current.org_id is not None:
+                member_services.member_update(org=current.org, user=current, role=obj.role, is_active=obj.is_active)
+            elif current.is_active and not obj.is_active:
+                services.user_revoke_all_tokens(user=current)
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request, obj):
+        """Deactivate: the user's documents and jobs stay in the org, and so does the row."""
+        if obj.pk == request.user.pk:
+            raise Conflict("You cannot delete your own account.", "self_delete")
+        if obj.org_id is not None:
+            member_services.member_deactivate(org=obj.org, user=obj)
+        else:  # outside every organization (only superusers see these): no admin to keep
+            User.objects.filter(pk=obj.pk).update(is_active=False)
+            services.user_revoke_all_tokens(user=obj)
+
+    def log_deletions(self, request, queryset):
+        """The admin's history says what happens: a change (deactivated), not a deletion."""
+        from django.contrib.admin.models import CHANGE, LogEntry
+
+        return LogEntry.objects.log_actions(
+            user_id=request.user.pk, queryset=queryset, action_flag=CHANGE, change_message="Deactivated (delete)."
+        )
+
+    def response_delete(self, request, obj_display, obj_id):
+        if IS_POPUP_VAR in request.POST:
+            return super().response_delete(request, obj_display, obj_id)
+        self.message_user(
+            request,
+            f"The user “{obj_display}” was deactivated (users are never deleted; reactivate them here).",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:accounts_user_changelist", current_app=self.admin_site.name))

@@ -3,6 +3,7 @@ from django.template.defaultfilters import truncatechars
 
 from organizations.tenant_admin import TenantAdminMixin
 
+from . import services
 from .models import Document
 
 
@@ -55,3 +56,8 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request, *args):
         return False  # documents are created through the API, uploads or the import command
+
+    def delete_model(self, request, obj):
+        """The API's delete: unfinished jobs cancelled, the stored file removed after commit
+        (the "delete selected" action comes here too, row by row)."""
+        services.document_delete(document=obj)

@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from organizations.tenant_admin import TenantAdminMixin
 
+from . import services
 from .models import Integration
 
 
@@ -36,3 +37,7 @@ class IntegrationAdmin(TenantAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request, *args):
         return False  # connect through the OAuth flow or the API
+
+    def delete_model(self, request, obj):
+        """The API's path (the delete button and "delete selected"): revoke at the provider, then delete."""
+        services.integration_disconnect(integration=obj)

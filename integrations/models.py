@@ -71,9 +71,11 @@ class Integration(TenantModel):
 
 
 class OAuthState(TenantModel):
-    """One authorization attempt: single use, short-lived, bound to org + user + provider."""
+    """One authorization attempt: single use, short-lived, bound to org + user + provider,
+    and to the browser that started it (the SHA-256 of the nonce in its cookie)."""
 
     state_hash = models.CharField(max_length=64, unique=True)
+    browser_nonce_hash = models.CharField(max_length=64)
     provider = models.CharField(max_length=32)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     code_verifier_encrypted = models.TextField()

@@ -2,7 +2,8 @@
 
 OAuth2 authorization code flow with PKCE (S256) and `state` through authlib.
 `state` is random, stored only as a SHA-256, single use, expires after
-OAUTH_STATE_TTL_S, and bound to the org, the user and the provider; the
+OAUTH_STATE_TTL_S, and bound to the org, the user, the provider and the browser
+that asked for it (a nonce in an HttpOnly cookie, stored as a SHA-256); the
 callback exchanges the code with the exact redirect URI the authorization
 used. Tokens are encrypted at rest (integrations.crypto) and refreshed at
 about half their lifetime — on use and by a beat task.
@@ -11,11 +12,12 @@ about half their lifetime — on use and by a beat task.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import logging
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 from authlib.common.security import generate_token
@@ -69,10 +71,17 @@ def _oauth_session(provider: Provider, redirect_uri: str) -> OAuth2Session:
 
 
 # -- connecting --------------------------------------------------------------------------
+class Authorization(NamedTuple):
+    url: str  # the provider's authorization URL (state + PKCE challenge)
+    # For the browser that asked, as an HttpOnly cookie; the callback needs it back
+    # (only its SHA-256 is stored). A link passed to anyone else is worthless without it.
+    browser_nonce: str
+
+
 def oauth_authorize(
     *, org: Organization, user: User, provider_name: str, redirect_uri: str, integration: Integration | None = None
-) -> str:
-    """Start the flow; returns the provider's authorization URL (state + PKCE challenge)."""
+) -> Authorization:
+    """Start the flow: a new state bound to org, user, provider and the asking browser."""
     provider = provider_or_404(provider_name, oauth=True)
     if not provider.configured():
         raise ValidationFailed(
@@ -81,12 +90,13 @@ def oauth_authorize(
         )
     if integration is not None and integration.provider != provider_name:
         raise ValidationFailed("That integration belongs to another provider.", "invalid", "integration_id")
-    state, verifier = secrets.token_urlsafe(32), generate_token(64)
+    state, verifier, nonce = secrets.token_urlsafe(32), generate_token(64), secrets.token_urlsafe(32)
     OAuthState.objects.create(
         org=org,
         user=user,
         provider=provider_name,
         state_hash=_hash(state),
+        browser_nonce_hash=_hash(nonce),
         code_verifier_encrypted=crypto.encrypt(verifier),
         redirect_uri=redirect_uri,
         integration=integration,
@@ -95,11 +105,15 @@ def oauth_authorize(
     url, _state = _oauth_session(provider, redirect_uri).create_authorization_url(
         provider.conf()["authorize_url"], state=state, code_verifier=verifier, **provider.authorize_params()
     )
-    return url
+    return Authorization(url=url, browser_nonce=nonce)
 
 
-def _claim_state(provider_name: str, state: str) -> OAuthState:
-    """The callback's credential: unknown, used, expired or another provider's → 400."""
+def _claim_state(provider_name: str, state: str, browser_nonce: str) -> OAuthState:
+    """The callback's credential: unknown, used, expired or another provider's → 400.
+
+    A known state is spent before anything else is checked: one that comes back
+    without its browser's nonce (the link was opened elsewhere) stays spent, so
+    the code that came with it cannot be redeemed by anyone else later."""
     invalid = ValidationFailed("The authorization state is invalid, expired or already used.", "invalid_state", "state")
     if not state or len(state) > 200:
         raise invalid
@@ -109,15 +123,26 @@ def _claim_state(provider_name: str, state: str) -> OAuthState:
     claimed = OAuthState.unscoped_objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=timezone.now())
     if claimed != 1 or record.expires_at <= timezone.now():
         raise invalid
+    if not (0 < len(browser_nonce) <= 200 and hmac.compare_digest(_hash(browser_nonce), record.browser_nonce_hash)):
+        raise ValidationFailed(
+            "This authorization was started in another browser (or its cookie is missing). "
+            "Start connecting again from Precis in this browser.",
+            "state_browser_mismatch",
+            "state",
+        )
     if not record.user.is_active or record.user.org_id != record.org_id or not record.org.is_active:
         raise invalid
     return record
 
 
-def oauth_callback(*, provider_name: str, state: str, code: str | None, error: str | None = None) -> Integration:
-    """Finish the flow: validate state, exchange the code, store the integration (encrypted)."""
+def oauth_callback(
+    *, provider_name: str, state: str, browser_nonce: str, code: str | None, error: str | None = None
+) -> Integration:
+    """Finish the flow: validate state and browser, exchange the code, store the integration
+    (encrypted). The state is spent by its first callback, whatever follows, unless the
+    caller rolls that back (the callback view runs outside the request transaction)."""
     provider = provider_or_404(provider_name, oauth=True)
-    record = _claim_state(provider_name, state)
+    record = _claim_state(provider_name, state, browser_nonce)
     if error or not code:
         raise ValidationFailed(f"The provider did not authorize the connection ({error or 'no code'}).", "oauth_denied")
     session = _oauth_session(provider, record.redirect_uri)

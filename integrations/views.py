@@ -1,7 +1,10 @@
 """Integration API: providers, OAuth connect/callback, webhooks, list/detail/delete, import,
 and POST /documents/import-url/."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
@@ -46,8 +49,22 @@ class ProviderListView(APIView):
         )
 
 
+# Binds an OAuth state to the browser that asked for it (see AuthorizeView).
+OAUTH_NONCE_COOKIE = "precis_oauth_nonce"
+
+
+def _callback_url(request, provider: str) -> str:
+    base = settings.PUBLIC_BASE_URL.rstrip("/") or request.build_absolute_uri("/").rstrip("/")
+    return f"{base}/api/v1/integrations/{provider}/callback/"
+
+
 class AuthorizeView(TenantViewSetMixin, generics.GenericAPIView):
-    """POST /integrations/{provider}/authorize/ (admins) → {authorization_url}."""
+    """POST /integrations/{provider}/authorize/ (admins) → {authorization_url}.
+
+    The response also sets the state's browser nonce as an HttpOnly, SameSite=Lax cookie,
+    sent back only to the callback path: the callback refuses the state without it, so
+    the link works only in the browser that asked for it. A front end on another origin
+    must call this with credentials (`fetch(..., {credentials: "include"})`)."""
 
     model = Integration
     permission_classes = [IsAuthenticated, IsOrgAdmin]
@@ -66,27 +83,47 @@ class AuthorizeView(TenantViewSetMixin, generics.GenericAPIView):
                 raise ValidationFailed(
                     "No integration with this id in your organization.", "not_found", "integration_id"
                 )
-        base = settings.PUBLIC_BASE_URL.rstrip("/") or request.build_absolute_uri("/").rstrip("/")
-        redirect_uri = f"{base}/api/v1/integrations/{provider}/callback/"
-        url = services.oauth_authorize(
+        redirect_uri = _callback_url(request, provider)
+        authorization = services.oauth_authorize(
             org=request.org,
             user=request.user,
             provider_name=provider,
             redirect_uri=redirect_uri,
             integration=integration,
         )
-        return Response({"authorization_url": url})
+        response = Response({"authorization_url": authorization.url})
+        response.set_cookie(
+            OAUTH_NONCE_COOKIE,
+            authorization.browser_nonce,
+            max_age=settings.OAUTH_STATE_TTL_S,
+            path=urlsplit(redirect_uri).path,
+            # Outside DEBUG the public side is HTTPS even when the proxy speaks HTTP to us.
+            secure=request.is_secure() or not settings.DEBUG,
+            httponly=True,
+            samesite="Lax",  # sent on the provider's top-level redirect back to the callback
+        )
+        return response
 
 
 class CallbackView(APIView):
     """GET /integrations/{provider}/callback/?code=&state= — the browser comes back here.
 
     Public: the single-use `state` is the credential (it names org, user and
-    provider). Redirects to FRONTEND_URL, or answers 201 JSON for API clients
-    (no FRONTEND_URL, or `Accept: application/json`)."""
+    provider), together with the nonce cookie AuthorizeView gave the browser that
+    asked for it. Redirects to FRONTEND_URL, or answers 201 JSON for API clients
+    (no FRONTEND_URL, or `Accept: application/json`).
+
+    Not wrapped in the request transaction: the state's claim commits at once, so a
+    state is spent by its first callback even when that one is refused (another
+    browser, a refused code), and no transaction stays open during the token call."""
 
     authentication_classes = [PublicEndpointAuthentication]
     permission_classes = [AllowAny]
+    atomic_request = False
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     @extend_schema(
         parameters=[OpenApiParameter("code", str), OpenApiParameter("state", str), OpenApiParameter("error", str)],
@@ -100,6 +137,7 @@ class CallbackView(APIView):
             integration = services.oauth_callback(
                 provider_name=provider,
                 state=params.get("state", ""),
+                browser_nonce=request.COOKIES.get(OAUTH_NONCE_COOKIE, ""),
                 code=params.get("code"),
                 error=params.get("error"),
             )
@@ -110,6 +148,12 @@ class CallbackView(APIView):
         if wants_json:
             return Response(IntegrationOutputSerializer(integration).data, status=status.HTTP_201_CREATED)
         return HttpResponseRedirect(f"{settings.FRONTEND_URL.rstrip('/')}/integrations?connected={integration.pk}")
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # The nonce is spent with its state: cleared whatever the outcome, errors included.
+        path = urlsplit(_callback_url(request, kwargs.get("provider", ""))).path
+        response.delete_cookie(OAUTH_NONCE_COOKIE, path=path, samesite="Lax")
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class IntegrationViewSet(

@@ -5,14 +5,22 @@ accounts.User.is_staff) sees only their own organization's rows in every list,
 filter, autocomplete, search and foreign-key widget; cannot move a row to
 another organization (the `org` field is not on their forms and is set from
 their account on create); and needs no Django permission rows.
+
+Deletes take the app's path: the delete button (`delete_model`) and the
+"delete selected" action (`delete_queryset`, row by row through `delete_model`)
+both reach the service an admin overrides `delete_model` with. A domain error
+the service raises (a guard) becomes an error message, nothing changed.
 """
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.db import models
+from django.contrib import admin, messages
+from django.db import models, transaction
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 from accounts.models import Role
+from config.errors import PrecisError
 
 from .models import Organization
 
@@ -143,3 +151,48 @@ class TenantAdminMixin:
         if not change and hasattr(obj, "created_by_id") and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    # -- deletes: through delete_model (the app's service), guards as messages ---
+    def delete_queryset(self, request, queryset):
+        """The bulk action deletes row by row, through the same service as the button."""
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except PrecisError as error:  # its atomic block (deletion log included) is rolled back
+            self.message_user(request, str(error.detail), messages.ERROR)
+            opts = self.model._meta
+            change = f"admin:{opts.app_label}_{opts.model_name}_change"
+            return HttpResponseRedirect(reverse(change, args=[object_id], current_app=self.admin_site.name))
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except PrecisError as error:  # a service's guard in save_model (the form's own checks passed)
+            self.message_user(request, str(error.detail), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            func, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (_all_or_nothing(func), name, description)
+        return actions
+
+
+def _all_or_nothing(action):
+    """Run a bulk action in one savepoint: when a service refuses one row, no row changes
+    and the admin sees the refusal (the changelist's action is not otherwise atomic)."""
+
+    def run(modeladmin, request, queryset):
+        try:
+            with transaction.atomic():
+                return action(modeladmin, request, queryset)
+        except PrecisError as error:
+            modeladmin.message_user(request, str(error.detail), messages.ERROR)
+            return None
+
+    run.__name__ = getattr(action, "__name__", "delete_selected")
+    return run

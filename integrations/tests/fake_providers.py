@@ -1,7 +1,8 @@
 """Loopback stand-ins for the outside services, speaking their real protocols.
 
 - an OAuth2 authorization server: issues codes bound to client, redirect URI and
-  PKCE challenge; its token endpoint checks client credentials (HTTP Basic), the
+  PKCE challenge (from `authorize()`, or to a real browser from a consent page
+  that approves at once and redirects back); its token endpoint checks client credentials (HTTP Basic), the
   exact redirect URI and the S256 verifier, refreshes (rotating refresh tokens)
   and revokes;
 - the Google Drive v3, Notion and Slack Web APIs (the request/response shapes
@@ -19,7 +20,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 CLIENT_ID, CLIENT_SECRET = "precis-client", "precis-secret"
 
@@ -119,6 +120,10 @@ class FakeProviders:
                     failure = scripted.pop(0) if scripted else None
                 if failure:
                     return self._reply(failure.status, failure.body, dict(failure.headers))
+                if path == "/oauth/authorize" and method == "GET":  # a consent page that approves at once
+                    code, state = fake.authorize(f"{fake.url}{self.path}")
+                    back = f"{query['redirect_uri']}?{urlencode({'code': code, 'state': state})}"
+                    return self._reply(302, b"", {"Location": back, "Content-Type": "text/plain"})
                 if path == "/oauth/token":
                     return self._token(parse_qs(body.decode()))
                 if path == "/oauth/revoke":

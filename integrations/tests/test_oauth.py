@@ -1,13 +1,15 @@
 """Connecting providers: authorization code + PKCE + state against a loopback authorization server."""
 
+import hashlib
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
 from django.utils import timezone
+from rest_framework.test import APIClient
 
-from conftest import assert_error_shape
+from conftest import PASSWORD, assert_error_shape
 from integrations.models import Integration, OAuthState
 from integrations.services import integration_access_token, refresh_expiring_tokens
 from integrations.tests.fake_providers import Failure
@@ -16,6 +18,7 @@ from organizations.tenancy import org_scope
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/v1/integrations/"
+NONCE_COOKIE = "precis_oauth_nonce"
 
 
 def authorize(client, provider="google_drive", **body):
@@ -23,10 +26,11 @@ def authorize(client, provider="google_drive", **body):
 
 
 def connect(tenant, fake, provider="google_drive", **body) -> dict:
-    response = authorize(tenant.client(), provider, **body)
+    browser = tenant.client()  # one browser for both legs: it carries the nonce cookie back
+    response = authorize(browser, provider, **body)
     assert response.status_code == 200, response.content
     code, state = fake.authorize(response.json()["authorization_url"])
-    callback = tenant.client().get(f"{BASE}{provider}/callback/", {"code": code, "state": state})
+    callback = browser.get(f"{BASE}{provider}/callback/", {"code": code, "state": state})
     assert callback.status_code == 201, callback.content
     return callback.json()
 
@@ -61,26 +65,30 @@ def test_full_connect_stores_encrypted_tokens_and_never_shows_them(tenant, fake_
 
 
 def test_pkce_verifier_and_client_credentials_are_checked(tenant, fake_providers, settings):
-    url = authorize(tenant.client()).json()["authorization_url"]
+    browser = tenant.client()
+    url = authorize(browser).json()["authorization_url"]
     code, state = fake_providers.authorize(url)
     # a different verifier than the challenge was made from: the provider refuses, nothing stored
     OAuthState.unscoped_objects.update(
         code_verifier_encrypted=__import__("integrations.crypto").crypto.encrypt("x" * 64)
     )
-    response = tenant.client().get(f"{BASE}google_drive/callback/", {"code": code, "state": state})
+    response = browser.get(f"{BASE}google_drive/callback/", {"code": code, "state": state})
     assert_error_shape(response, 400, "oauth_exchange_failed")
     assert not Integration.unscoped_objects.exists()
 
 
 @pytest.mark.parametrize("case", ["forged", "reused", "expired", "other_provider", "denied"])
 def test_bad_state_is_400_and_stores_nothing(tenant, fake_providers, case):
-    url = authorize(tenant.client()).json()["authorization_url"]
+    browser = tenant.client()
+    url = authorize(browser).json()["authorization_url"]
     code, state = fake_providers.authorize(url)
     provider, params = "google_drive", {"code": code, "state": state}
     if case == "forged":
         params["state"] = "made-up-state"
     elif case == "reused":
-        assert tenant.client().get(f"{BASE}google_drive/callback/", params).status_code == 201
+        replay = browser.cookies[NONCE_COOKIE].value  # the callback clears it; a replay brings it back
+        assert browser.get(f"{BASE}google_drive/callback/", params).status_code == 201
+        browser.cookies[NONCE_COOKIE] = replay
         Integration.unscoped_objects.all().delete()
     elif case == "expired":
         OAuthState.unscoped_objects.update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -88,21 +96,91 @@ def test_bad_state_is_400_and_stores_nothing(tenant, fake_providers, case):
         provider = "notion"
     elif case == "denied":
         params = {"state": state, "error": "access_denied"}
-    response = tenant.client().get(f"{BASE}{provider}/callback/", params)
+    response = browser.get(f"{BASE}{provider}/callback/", params)
     assert_error_shape(response, 400)
     assert not Integration.unscoped_objects.exists()
 
 
 def test_callback_redirects_to_the_frontend(tenant, fake_providers, settings, anon):
     settings.FRONTEND_URL = "https://app.precis.example"
-    code, state = fake_providers.authorize(authorize(tenant.client()).json()["authorization_url"])
-    response = anon.get(f"{BASE}google_drive/callback/", {"code": code, "state": state})
+    browser = tenant.client()
+    code, state = fake_providers.authorize(authorize(browser).json()["authorization_url"])
+    browser.credentials()  # the provider's redirect is a plain navigation: the cookie, no JWT
+    response = browser.get(f"{BASE}google_drive/callback/", {"code": code, "state": state})
     integration = Integration.unscoped_objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"https://app.precis.example/integrations?connected={integration.pk}"
     assert integration.org == tenant.org and integration.created_by == tenant.admin
     bad = anon.get(f"{BASE}google_drive/callback/", {"code": "x", "state": "nope"})
     assert bad.status_code == 302 and bad["Location"].endswith("?error=invalid_state")
+
+
+class TestStateIsBoundToTheBrowser:
+    """Issue 15: an admin's authorization link, opened in someone else's browser, must not
+    connect that person's account to the admin's organization."""
+
+    def start(self, tenant, fake) -> tuple[APIClient, dict]:
+        """The admin's browser asks for a link; returns it and the callback's parameters."""
+        browser = tenant.client()
+        code, state = fake.authorize(authorize(browser).json()["authorization_url"])
+        return browser, {"code": code, "state": state}
+
+    @pytest.mark.parametrize("victim_cookie", ["none", "another_state"])
+    def test_a_callback_from_another_browser_is_refused_and_spends_the_state(
+        self, tenant, other_tenant, fake_providers, anon, victim_cookie
+    ):
+        attacker, params = self.start(tenant, fake_providers)
+        victim = anon
+        if victim_cookie == "another_state":  # the victim started a flow of their own, too
+            victim_flow = other_tenant.client()
+            assert authorize(victim_flow).status_code == 200
+            victim.cookies[NONCE_COOKIE] = victim_flow.cookies[NONCE_COOKIE].value
+        response = victim.get(f"{BASE}google_drive/callback/", params)
+        assert_error_shape(response, 400, "state_browser_mismatch", "state")
+        assert not Integration.unscoped_objects.exists()
+        # The state is spent: the attacker's own browser cannot redeem the victim's code with it.
+        attacked = OAuthState.unscoped_objects.get(org=tenant.org)
+        assert attacked.used_at is not None
+        assert_error_shape(attacker.get(f"{BASE}google_drive/callback/", params), 400, "invalid_state")
+        assert not Integration.unscoped_objects.exists()
+
+    def test_a_foreign_browser_is_sent_back_to_the_frontend_with_the_error(
+        self, tenant, fake_providers, settings, anon
+    ):
+        settings.FRONTEND_URL = "https://app.precis.example"
+        _attacker, params = self.start(tenant, fake_providers)
+        response = anon.get(f"{BASE}google_drive/callback/", params)
+        assert response.status_code == 302
+        assert response["Location"] == "https://app.precis.example/integrations?error=state_browser_mismatch"
+        assert not Integration.unscoped_objects.exists()
+
+    def test_the_browser_that_started_the_flow_finishes_it_and_the_cookie_is_cleared(self, tenant, fake_providers):
+        browser, params = self.start(tenant, fake_providers)
+        browser.credentials()
+        response = browser.get(f"{BASE}google_drive/callback/", params)
+        assert response.status_code == 201, response.content
+        assert Integration.unscoped_objects.get().org == tenant.org
+        cleared = response.cookies[NONCE_COOKIE]
+        assert cleared.value == "" and cleared["max-age"] == 0
+        assert cleared["path"] == "/api/v1/integrations/google_drive/callback/"
+
+    def test_authorize_sets_an_http_only_lax_cookie_scoped_to_the_callback(self, tenant, fake_providers, settings):
+        response = authorize(tenant.client())
+        cookie = response.cookies[NONCE_COOKIE]
+        assert cookie["httponly"] is True and cookie["samesite"] == "Lax"
+        assert cookie["path"] == "/api/v1/integrations/google_drive/callback/"
+        assert cookie["max-age"] == settings.OAUTH_STATE_TTL_S
+        assert cookie["secure"] is True  # not DEBUG: always Secure (TLS ends at the proxy)
+        assert cookie.value not in response.content.decode()  # script never sees the nonce
+        state = OAuthState.unscoped_objects.get()
+        assert state.browser_nonce_hash == hashlib.sha256(cookie.value.encode()).hexdigest()
+        assert cookie.value not in state.browser_nonce_hash
+
+    @pytest.mark.parametrize("secure, expected", [(False, ""), (True, True)], ids=["http", "https"])
+    def test_in_debug_the_cookie_is_secure_only_over_https(self, tenant, fake_providers, settings, secure, expected):
+        settings.DEBUG = True  # `make run` on http://127.0.0.1
+        response = tenant.client().post(f"{BASE}google_drive/authorize/", {}, format="json", secure=secure)
+        assert response.cookies[NONCE_COOKIE]["secure"] == expected
 
 
 def test_reconnect_keeps_the_integration_id(tenant, fake_providers):
@@ -188,6 +266,26 @@ def test_delete_revokes_then_deletes(tenant, fake_providers):
     refresh = Integration.unscoped_objects.get(pk=body["id"]).refresh_token
     assert_error_shape(tenant.client(tenant.member).delete(f"{BASE}{body['id']}/"), 403)
     assert tenant.client().delete(f"{BASE}{body['id']}/").status_code == 204
+    assert fake_providers.revoked == [refresh]
+    assert not Integration.unscoped_objects.exists()
+
+
+@pytest.mark.parametrize("how", ["button", "bulk"])
+def test_admin_delete_revokes_too(tenant, fake_providers, how):
+    from django.test import Client
+
+    body = connect(tenant, fake_providers)
+    refresh = Integration.unscoped_objects.get(pk=body["id"]).refresh_token
+    client = Client()
+    assert client.login(email=tenant.admin.email, password=PASSWORD)
+    if how == "button":
+        response = client.post(f"/admin/integrations/integration/{body['id']}/delete/", {"post": "yes"})
+    else:
+        response = client.post(
+            "/admin/integrations/integration/",
+            {"action": "delete_selected", "_selected_action": [body["id"]], "post": "yes"},
+        )
+    assert response.status_code == 302
     assert fake_providers.revoked == [refresh]
     assert not Integration.unscoped_objects.exists()
 

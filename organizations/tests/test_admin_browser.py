@@ -3,7 +3,9 @@ headless Chromium against pytest-django's live server.
 
 An org admin logs in through the admin's login form, opens every registered
 model's changelist and sees exactly their own organization's rows; the other
-organization's admin sees none of them (and the other way round).
+organization's admin sees none of them (and the other way round). Deleting from
+the browser takes the services' path: a user is deactivated, the admin's own
+account is refused with a message, a document's jobs are cancelled.
 
 Needs /usr/bin/chromium: run config/tests/system_setup.sh once. Playwright
 never downloads a browser here (no `playwright install`).
@@ -198,3 +200,47 @@ def test_org_admin_sees_only_own_rows_in_every_changelist(page, live_server, org
         html = page.content().lower()
         leaked = [text for text in foreign if text.lower() in html]
         assert not leaked, f"{url}: {me}'s admin sees {them}'s data {leaked}:\n{page.inner_text('body')[:2000]}"
+
+
+def submit(page, selector: str):
+    with page.expect_navigation():
+        page.click(selector)
+
+
+def messages_on(page) -> str:
+    return page.inner_text(".messagelist") if page.locator(".messagelist").count() else ""
+
+
+def test_deletes_in_the_browser_go_through_the_services(page, live_server, orgs):
+    """Issue 15: the delete button deactivates a user, refuses the admin's own account with
+    a message (not a 500), and "delete selected" on documents cancels their jobs."""
+    require_chromium()
+    acme = orgs["acme"].tenant
+    base = live_server.url
+    log_in(page, base, acme.admin.email)
+
+    page.goto(f"{base}/admin/accounts/user/{acme.member.pk}/delete/")
+    submit(page, "#content form input[type=submit]")  # "Yes, I'm sure"
+    assert page.url == f"{base}/admin/accounts/user/", page.url
+    assert "was deactivated" in messages_on(page), page.inner_text("body")[:2000]
+    acme.member.refresh_from_db()
+    assert acme.member.is_active is False
+
+    page.goto(f"{base}/admin/accounts/user/{acme.admin.pk}/delete/")
+    submit(page, "#content form input[type=submit]")
+    assert page.url == f"{base}/admin/accounts/user/{acme.admin.pk}/change/", page.url
+    assert "You cannot delete your own account." in page.inner_text(".messagelist li.error")
+    acme.admin.refresh_from_db()
+    assert acme.admin.is_active is True
+
+    document = Document.unscoped_objects.get(org=acme.org)
+    job = Job.unscoped_objects.get(document=document)
+    page.goto(f"{base}/admin/documents/document/")
+    page.check(f"input[name=_selected_action][value='{document.pk}']")
+    page.select_option("select[name=action]", "delete_selected")
+    submit(page, "button[name=index]")  # "Go": the confirmation page
+    submit(page, "#content form input[type=submit]")
+    assert "Successfully deleted 1 document" in messages_on(page), page.inner_text("body")[:2000]
+    assert not Document.unscoped_objects.filter(pk=document.pk).exists()
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
