@@ -8,9 +8,15 @@
   reports the totals of every worker on every machine.
 - Read at scrape time: active jobs by kind and status (PostgreSQL, partial
   index), jobs waiting for a slot per queue (the scheduler's queue, PostgreSQL),
-  worker slots per queue (jobs.capacity), messages per Celery queue (Redis LLEN;
-  small by design: the scheduler hands out only what workers can start), live
-  workers (heartbeats).
+  how long the oldest queued job has been ready to run, worker slots per queue
+  (jobs.capacity), messages per Celery queue (Redis LLEN; small by design: the
+  scheduler hands out only what workers can start), live workers (heartbeats),
+  jobs finished in the last RECENT_WINDOW_S by error code and the age of the oldest
+  stored realtime event (the event store, by its created_at index), events the
+  channel layer holds for web processes that have not taken them yet (Redis), and
+  integrations by provider and status.
+
+deploy/prometheus/alerts.yml alerts on these series (docs/deployment.md, "Alerts").
 
 Access: `Authorization: Bearer $METRICS_TOKEN`. Without METRICS_TOKEN, only with DEBUG
 on (`make run`) and only a loopback client that no proxy forwarded: behind a proxy on the
@@ -27,6 +33,7 @@ import os
 import threading
 import time
 from collections import defaultdict
+from datetime import timedelta
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -36,6 +43,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# precis_jobs_finished_recent counts the jobs that finished this long ago at most.
+RECENT_WINDOW_S = 600
 
 REGISTRY = CollectorRegistry()
 HTTP_REQUESTS = Counter("precis_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
@@ -176,8 +185,10 @@ def workers_alive() -> int:
 
 class _ScrapeTimeCollector:
     """Metrics computed when scraped: from Redis (counters, queues, workers) and PostgreSQL
-    (jobs). A dependency that is down drops only its own series, and
-    `precis_dependency_up{dependency}` says which one: a scrape never fails for it."""
+    (jobs, events, integrations). A dependency that is down drops only its own series, and
+    `precis_dependency_up{dependency}` says which one: a scrape never fails for it. Once a
+    part finds its dependency down, the parts after it that need it are skipped: each
+    would wait out the same connection timeout, and the scrape would outlast Prometheus'."""
 
     def collect(self):
         from django.db import DatabaseError
@@ -186,13 +197,20 @@ class _ScrapeTimeCollector:
         from jobs.capacity import BrokerUnavailable
 
         up = {"redis": 1.0, "database": 1.0}
-        for part in (self._stored, self._jobs, self._live):
-            try:
-                yield from part()
-            except (RedisError, BrokerUnavailable, OSError):
-                up["redis"] = 0.0
-            except DatabaseError:
-                up["database"] = 0.0
+        parts = {
+            "redis": (self._stored, self._live, self._channel_backlog),
+            "database": (self._jobs, self._finished_recent, self._event_store, self._integrations),
+        }
+        for dependency, group in parts.items():
+            for part in group:
+                if not up[dependency]:
+                    break
+                try:
+                    yield from part()
+                except (RedisError, BrokerUnavailable, OSError):
+                    up["redis"] = 0.0
+                except DatabaseError:
+                    up["database"] = 0.0
         family = GaugeMetricFamily(
             "precis_dependency_up", "1 when the scrape could read the dependency", labels=["dependency"]
         )
@@ -225,6 +243,107 @@ class _ScrapeTimeCollector:
             waiting.add_metric([queue], counts.get(queue, 0))
         yield active
         yield waiting
+        yield self._oldest_queued()
+
+    def _oldest_queued(self) -> GaugeMetricFamily:
+        """Per queue and priority, how long the longest-waiting queued job has been ready to
+        run: since it entered `queued` (created, or put back by job_retry_later: the only writes
+        that set a queued job's `updated_at`) or since its retry delay ended (`not_before`).
+        A job still inside its delay is not waiting yet. Dispatched jobs a worker has not
+        started count too: for the alert, both are a job nobody runs."""
+        from django.db.models import Min, Q
+        from django.db.models.functions import Coalesce
+        from django.utils import timezone
+
+        from jobs import scheduler
+        from jobs.models import Job
+
+        now = timezone.now()
+        rows = (
+            Job.unscoped_objects.filter(status=Job.Status.QUEUED)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .values("queue", "priority")
+            .annotate(since=Min(Coalesce("not_before", "updated_at")))
+            .order_by()
+        )
+        priorities = {priority.value: priority.label.lower() for priority in Job.Priority}
+        ages = {(queue, priority): 0.0 for queue in scheduler.JOB_QUEUES for priority in priorities.values()}
+        for row in rows:
+            key = (row["queue"], priorities.get(row["priority"], str(row["priority"])))
+            ages[key] = max(ages.get(key, 0.0), (now - row["since"]).total_seconds())
+        family = GaugeMetricFamily(
+            "precis_jobs_oldest_queued_seconds",
+            "How long the oldest queued job has been ready to run (0: none queued)",
+            labels=["queue", "priority"],
+        )
+        for (queue, priority), age in sorted(ages.items()):
+            family.add_metric([queue, priority], max(age, 0.0))
+        return family
+
+    def _finished_recent(self):
+        """Jobs finished in the last RECENT_WINDOW_S by kind, status and error code, counted from
+        the job events of the event store (one job.succeeded/failed/cancelled per job, stored at
+        commit; a range of its created_at index). Jobs are not indexed by when they finished."""
+        from django.db.models import Count
+        from django.db.models.fields.json import KT
+        from django.utils import timezone
+
+        from realtime.models import StoredEvent
+
+        since = timezone.now() - timedelta(seconds=RECENT_WINDOW_S)
+        rows = (
+            StoredEvent.unscoped_objects.filter(
+                created_at__gte=since, type__in=["job.succeeded", "job.failed", "job.cancelled"]
+            )
+            .values(kind=KT("data__kind"), status=KT("data__status"), code=KT("data__error__code"))
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        family = GaugeMetricFamily(
+            "precis_jobs_finished_recent",
+            f"Jobs finished in the last {RECENT_WINDOW_S} s by kind, status and error code (empty: none)",
+            labels=["kind", "status", "code"],
+        )
+        for row in rows:
+            family.add_metric([row["kind"] or "", row["status"] or "", row["code"] or ""], row["n"])
+        yield family
+
+    def _event_store(self):
+        from django.db.models import Min
+        from django.utils import timezone
+
+        from realtime.models import StoredEvent
+
+        yield GaugeMetricFamily(
+            "precis_realtime_event_retention_seconds",
+            "How long stored realtime events are kept (REALTIME_EVENT_RETENTION_HOURS)",
+            value=settings.REALTIME_EVENT_RETENTION_HOURS * 3600,
+        )
+        oldest = StoredEvent.unscoped_objects.aggregate(oldest=Min("created_at"))["oldest"]
+        yield GaugeMetricFamily(
+            "precis_realtime_events_oldest_seconds",
+            "Age of the oldest stored realtime event (beat purges them past retention; 0: none)",
+            value=(timezone.now() - oldest).total_seconds() if oldest else 0.0,
+        )
+
+    def _integrations(self):
+        from django.db.models import Count
+
+        from integrations.models import Integration
+
+        counts: dict[tuple[str, str], int] = {}
+        for row in Integration.unscoped_objects.values("provider", "status").annotate(n=Count("pk")).order_by():
+            counts[(row["provider"], row["status"])] = row["n"]
+        family = GaugeMetricFamily(
+            "precis_integrations",
+            "Integrations by provider and status (needs_reauth: its organization must reconnect it)",
+            labels=["provider", "status"],
+        )
+        # Every status of every provider in use, zeros included: a change shows even from 0.
+        for provider in sorted({provider for provider, _ in counts}):
+            for status in Integration.Status.values:
+                family.add_metric([provider, status], counts.get((provider, status), 0))
+        yield family
 
     def _live(self):
         from jobs import capacity, scheduler
@@ -243,6 +362,35 @@ class _ScrapeTimeCollector:
         yield depth
         yield slots
         yield alive
+
+    def _channel_backlog(self):
+        """Realtime events the channel layer holds for web processes that have not taken them:
+        every daphne process pops its sockets' messages from one sorted set of its own,
+        `<prefix>specific.<process>!` (channels-redis), scored by the time they were sent. A
+        live process empties it within milliseconds; messages past CHANNEL_EXPIRY_S are
+        dropped and their sockets catch up from the store. The layer runs on REDIS_URL."""
+        if settings.EMBEDDED:
+            return
+        prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi")
+        client = STORE._redis()
+        keys = list(client.scan_iter(match=f"{prefix}specific.*", count=1000))
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrange(key, 0, 0, withscores=True)
+            pipe.zcard(key)
+        replies = pipe.execute()
+        now = time.time()
+        sent_at = [oldest[0][1] for oldest in replies[0::2] if oldest]
+        yield GaugeMetricFamily(
+            "precis_realtime_backlog_messages",
+            "Realtime messages sent to web processes and not taken by them yet",
+            value=sum(replies[1::2]),
+        )
+        yield GaugeMetricFamily(
+            "precis_realtime_backlog_oldest_seconds",
+            "Age of the oldest realtime message a web process has not taken yet (0: none)",
+            value=max(0.0, now - min(sent_at)) if sent_at else 0.0,
+        )
 
     def _counter(self, name, documentation, store_name):
         values = STORE.read(store_name)

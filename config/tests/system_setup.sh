@@ -3,6 +3,8 @@
 #   chromium                  the real-browser admin tests (organizations/tests/test_admin_browser.py)
 #   ocrmypdf, tesseract-ocr,  OCR of scanned PDFs and images (documents/extraction/ocr.py);
 #   tesseract-ocr-eng         the Docker image installs the same three
+#   prometheus                `promtool`: checks and unit-tests the alert rules
+#                             (deploy/prometheus/, config/tests/test_alert_rules.py)
 # Idempotent and quiet: installs only what is missing, and nothing when all is there.
 # The Python side (the `playwright` package) comes from requirements/dev.txt;
 # never `playwright install`: the tests drive the system Chromium.
@@ -13,6 +15,7 @@ declare -A NEEDS=(
   [ocrmypdf]=/usr/bin/ocrmypdf
   [tesseract-ocr]=/usr/bin/tesseract
   [tesseract-ocr-eng]=/usr/share/tesseract-ocr/5/tessdata/eng.traineddata
+  [prometheus]=/usr/bin/promtool
 )
 
 missing=()
@@ -39,3 +42,4 @@ fi
 
 /usr/bin/chromium --version >/dev/null 2>&1 || { echo "error: chromium is installed but does not run" >&2; exit 1; }
 tesseract --version >/dev/null 2>&1 || { echo "error: tesseract is installed but does not run" >&2; exit 1; }
+promtool --version >/dev/null 2>&1 || { echo "error: promtool is installed but does not run" >&2; exit 1; }

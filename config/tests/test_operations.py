@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import tracemalloc
 
 import pytest
@@ -42,6 +43,26 @@ def run_probe(env_overrides: dict[str, str]) -> tuple[int, dict]:
     status, _, body = result.stdout.strip().partition(" ")
     assert status, result.stderr[-2000:]
     return int(status), json.loads(body)
+
+
+def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer t").content.decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def series(samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def names(samples) -> set[str]:
+    return {name for name, _ in samples}
 
 
 def current_database_url() -> str:
@@ -121,7 +142,184 @@ class TestMetrics:
         text = response.content.decode()
         assert 'precis_dependency_up{dependency="redis"} 0.0' in text
         assert 'precis_dependency_up{dependency="database"} 1.0' in text
-        assert "precis_jobs_active" in text  # what PostgreSQL answers is still there
+        for name in (
+            "precis_jobs_active",
+            "precis_jobs_oldest_queued_seconds",
+            "precis_realtime_events_oldest_seconds",
+        ):
+            assert name in text  # what PostgreSQL answers is still there
+        assert "precis_realtime_backlog_messages" not in text and "precis_workers_alive" not in text
+
+    def test_a_scrape_while_postgres_is_down_reports_it_instead_of_failing(self):
+        probe = (
+            "import django; django.setup(); from prometheus_client import generate_latest; "
+            "from config.metrics import REGISTRY; print(generate_latest(REGISTRY).decode())"
+        )
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed_port()}/x",
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", probe], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        text = result.stdout
+        assert 'precis_dependency_up{dependency="database"} 0.0' in text
+        assert 'precis_dependency_up{dependency="redis"} 1.0' in text
+        for name in ("precis_workers_alive", "precis_queue_depth", "precis_realtime_backlog_messages"):
+            assert name in text  # what Redis answers is still there
+        for name in (
+            "precis_jobs_active",
+            "precis_jobs_waiting",
+            "precis_jobs_oldest_queued_seconds",
+            "precis_jobs_finished_recent",
+            "precis_realtime_event_retention_seconds",
+            "precis_realtime_events_oldest_seconds",
+            "precis_integrations",
+        ):
+            assert name not in text
+
+    def test_oldest_queued_job_is_how_long_it_has_been_ready_to_run(self, tenant, client, settings):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from jobs.services import job_create, job_start
+
+        settings.METRICS_TOKEN = "t"
+        now = timezone.now()
+
+        def queued(queue: str, *, waiting_s: float, **changes) -> Job:
+            job = job_create(org=tenant.org, kind="summarize", created_by=None, payload={}, queue=queue)
+            Job.unscoped_objects.filter(pk=job.pk).update(updated_at=now - timedelta(seconds=waiting_s), **changes)
+            return job
+
+        queued("llm", waiting_s=300)
+        queued("llm", waiting_s=60)
+        queued("llm", waiting_s=1000, priority=Job.Priority.BATCH)
+        queued("llm", waiting_s=1000, dispatched_at=now)  # handed to a worker that has not started it
+        # retried: ready since its delay ended / still inside its delay (not waiting yet)
+        queued("ingest", waiting_s=4000, not_before=now - timedelta(seconds=120))
+        queued("ingest", waiting_s=5000, not_before=now + timedelta(seconds=60))
+        started = queued("summaries", waiting_s=9000)
+        job_start(job_id=started.pk)
+
+        samples = scrape(client)
+        elapsed = (timezone.now() - now).total_seconds()
+
+        def age(queue: str, priority: str) -> float:
+            return series(samples, "precis_jobs_oldest_queued_seconds", queue=queue, priority=priority)
+
+        assert 1000 <= age("llm", "interactive") <= 1000 + elapsed
+        assert 1000 <= age("llm", "batch") <= 1000 + elapsed
+        assert 120 <= age("ingest", "interactive") <= 120 + elapsed
+        assert age("ingest", "batch") == age("summaries", "interactive") == age("integrations", "batch") == 0
+
+    def test_jobs_finished_recently_by_error_code(self, tenant, client, settings, django_capture_on_commit_callbacks):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from config.metrics import RECENT_WINDOW_S
+        from jobs.services import job_cancel, job_create, job_fail, job_start, job_succeed
+        from realtime.models import StoredEvent
+
+        settings.METRICS_TOKEN = "t"
+        settings.REALTIME_EVENT_RETENTION_HOURS = 2
+
+        def finished(end, kind: str = "summarize") -> Job:
+            with django_capture_on_commit_callbacks(execute=True):  # the events are stored at commit
+                job = job_create(org=tenant.org, kind=kind, created_by=None, payload={}, queue="llm")
+                job = job_start(job_id=job.pk)
+                return end(job)
+
+        def failing(code: str):
+            return lambda job: job_fail(job_id=job.pk, lease_token=job.lease_token, code=code, detail="d")
+
+        for _ in range(2):
+            finished(failing("llm_unavailable"))
+        finished(failing("timeout"))
+        finished(failing("provider_unauthorized"), kind="import")
+        finished(lambda job: job_succeed(job_id=job.pk, lease_token=job.lease_token, result={}))
+        finished(lambda job: job_cancel(job=job))
+        before = finished(failing("llm_unavailable"))  # finished before the window
+        now = timezone.now()
+        StoredEvent.unscoped_objects.filter(data__id=str(before.pk)).update(
+            created_at=now - timedelta(seconds=RECENT_WINDOW_S + 60)
+        )
+        StoredEvent.unscoped_objects.filter(data__id=str(before.pk), type="job.queued").update(
+            created_at=now - timedelta(hours=3)
+        )
+
+        samples = scrape(client)
+        elapsed = (timezone.now() - now).total_seconds()
+        recent = {labels: value for (name, labels), value in samples.items() if name == "precis_jobs_finished_recent"}
+        assert recent == {
+            (("code", "llm_unavailable"), ("kind", "summarize"), ("status", "failed")): 2,
+            (("code", "timeout"), ("kind", "summarize"), ("status", "failed")): 1,
+            (("code", "provider_unauthorized"), ("kind", "import"), ("status", "failed")): 1,
+            (("code", ""), ("kind", "summarize"), ("status", "succeeded")): 1,
+            (("code", ""), ("kind", "summarize"), ("status", "cancelled")): 1,
+        }
+        assert series(samples, "precis_realtime_event_retention_seconds") == 7200
+        assert 3 * 3600 <= series(samples, "precis_realtime_events_oldest_seconds") <= 3 * 3600 + elapsed
+
+    def test_integrations_by_provider_and_status(self, tenant, other_tenant, client, settings):
+        from model_bakery import baker
+
+        from integrations.models import Integration
+        from integrations.services import integration_mark
+
+        settings.METRICS_TOKEN = "t"
+        for org in (tenant.org, other_tenant.org):
+            refused = baker.make(Integration, org=org, provider="notion")
+            integration_mark(refused, Integration.Status.NEEDS_REAUTH, "The refresh token was refused.")
+        baker.make(Integration, org=tenant.org, provider="notion")
+        baker.make(Integration, org=tenant.org, provider="slack", status=Integration.Status.REVOKED)
+
+        samples = scrape(client)
+        assert series(samples, "precis_integrations", provider="notion", status="needs_reauth") == 2
+        assert series(samples, "precis_integrations", provider="notion", status="active") == 1
+        assert series(samples, "precis_integrations", provider="slack", status="revoked") == 1
+        assert series(samples, "precis_integrations", provider="slack", status="needs_reauth") == 0
+        assert {labels for name, labels in samples if name == "precis_integrations"} == {
+            (("provider", provider), ("status", status))
+            for provider in ("notion", "slack")
+            for status in Integration.Status.values
+        }
+
+    def test_realtime_messages_no_web_process_has_taken(self, client, settings):
+        import redis
+        from asgiref.sync import async_to_sync
+        from channels.layers import get_channel_layer
+
+        settings.METRICS_TOKEN = "t"
+        layer = get_channel_layer()
+        channel = async_to_sync(layer.new_channel)()  # a socket of a process that does not read
+        key = layer.prefix + layer.non_local_name(channel)
+        client_redis = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            assert series(scrape(client), "precis_realtime_backlog_messages") == 0
+            for n in range(3):
+                async_to_sync(layer.send)(channel, {"type": "event.message", "n": n})
+            sent_at = client_redis.zrange(key, 0, 0, withscores=True)[0][1]
+            before = time.time()
+            samples = scrape(client)
+            after = time.time()
+            assert series(samples, "precis_realtime_backlog_messages") == 3
+            assert before - sent_at <= series(samples, "precis_realtime_backlog_oldest_seconds") <= after - sent_at
+
+            async def take_all() -> list[dict]:
+                return [(await layer.receive_single(layer.non_local_name(channel)))[1] for _ in range(3)]
+
+            assert [message["n"] for message in async_to_sync(take_all)()] == [0, 1, 2]
+            samples = scrape(client)
+            assert series(samples, "precis_realtime_backlog_messages") == 0
+            assert series(samples, "precis_realtime_backlog_oldest_seconds") == 0
+        finally:
+            client_redis.delete(key)
+            client_redis.close()
 
     def test_content_after_requests_and_a_job(self, tenant, client, settings):
         from organizations.tenancy import org_scope
