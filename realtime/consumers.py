@@ -10,6 +10,12 @@ Protocol (README, "Realtime"):
 - the org's events are numbered without gaps: a jump means the socket fell behind (channel
   layer buffer full, a send lost): the missing events come from the store, or, if they are
   gone, a `resync` event tells the client to reload its state over REST;
+- group membership lives in the channel layer (Redis), which can lose it: a Redis restarted
+  empty forgets every group, and channels-redis drops a member `group_expiry` seconds after it
+  joined. The socket joins its groups again every third of `group_expiry`, and whenever the
+  layer says Redis may have lost them (`layer.reconnected`, realtime/layers.py), then fetches
+  from the store what it missed meanwhile; if it cannot join, it closes 4503 (reconnect with
+  `?since=`);
 - client messages: ping → pong; subscribe {job_ids} narrows job events; anything else → error.
 """
 
@@ -37,6 +43,7 @@ from .events import Event, org_group, stored_envelope, user_group
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_RECONNECT = 4503  # the server could not keep the socket subscribed: reconnect with ?since=
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 MAX_SUBSCRIBED_JOBS = 1000
 REPLAY_LIMIT = 5000  # more missed events than this: resync instead
@@ -184,6 +191,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             sources.append(self.channel_receive)
+            group_expiry = getattr(self.channel_layer, "group_expiry", None)
+            if group_expiry:
+                sources.append(functools.partial(_rejoin_after, group_expiry / 3))
         self.base_send = send
         with contextlib.suppress(StopConsumer):  # the consumer chose to stop
             await _dispatch_in_order(sources, self.dispatch)
@@ -255,6 +265,32 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self._deliver(event)
             self.last_seq = event["seq"]
 
+    # -- keeping the group membership -----------------------------------------------------
+    async def groups_rejoin(self, message):
+        """Every third of group_expiry, before channels-redis drops the membership."""
+        await self._rejoin()
+
+    async def layer_reconnected(self, message):
+        """Redis may have lost the groups (restarted empty, flushed) or messages (an outage)."""
+        await self._rejoin()
+
+    async def _rejoin(self) -> None:
+        """Join the groups again (idempotent; it also renews their expiry), then deliver what
+        was stored meanwhile: handled in order with the live events, so what arrives live
+        after this is either new or recognised by its number and skipped."""
+        if self.identity is None or not getattr(self, "groups_joined", None):
+            return  # not (or no longer) authenticated: connect() joins
+        try:
+            for group in self.groups_joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+        except Exception:
+            logger.warning("could not rejoin the socket's groups; asking the client to reconnect", exc_info=True)
+            self.watchdog.cancel()
+            self.identity = None  # nothing more is sent on this socket
+            await self.close(code=CLOSE_RECONNECT)
+            return
+        await self._deliver_stored_after(self.last_seq)
+
     # -- live events ----------------------------------------------------------------------
     async def event_batch(self, message):
         """Several events of one transaction (events.publish_together), in order."""
@@ -265,6 +301,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self._live(message["event"])
 
     async def _live(self, event: Event) -> None:
+        if self.identity is None:
+            return  # closed (could not rejoin): the client reconnects with ?since=
         seq = event.get("seq")
         if seq is not None:
             if seq <= self.last_seq:
@@ -349,6 +387,12 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
         except asyncio.CancelledError:
             pass
+
+
+async def _rejoin_after(seconds: float) -> dict:
+    """A message source of the consumer: a `groups.rejoin` every `seconds`."""
+    await asyncio.sleep(seconds)
+    return {"type": "groups.rejoin"}
 
 
 def _is_uuid(value: str) -> bool:
