@@ -82,6 +82,15 @@ def make_user(org: Organization | None, role: str = Role.MEMBER, email: str | No
     return User.objects.create_user(email=email, password=PASSWORD, org=org, role=role, **extra)
 
 
+def admin_client(user: User):
+    """Django's test client, signed in to the admin as `user`."""
+    from django.test import Client
+
+    client = Client()
+    assert client.login(email=user.email, password=PASSWORD)
+    return client
+
+
 def make_tenant(name: str) -> Tenant:
     org = baker.make(Organization, name=name, slug=name.lower().replace(" ", "-"))
     admin = make_user(org, Role.ADMIN, email=f"admin@{org.slug}.test")

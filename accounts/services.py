@@ -217,21 +217,23 @@ def release_unverified(*, email: str) -> int:
     return released
 
 
+def _mail_link(user: User, template: str, path: str, salt: str, state, **context) -> None:
+    """Mail `user` a signed link to FRONTEND_URL/<path> (after the transaction commits)."""
+    token = signing.dumps({"u": str(user.pk), "s": state(user)}, salt=salt)
+    mail.send(
+        template,
+        to=user.email,
+        context={"name": user.name, "email": user.email, "link": mail.link(path, token), **context},
+        org_name=user.org.name if user.org_id else None,
+    )
+
+
 def email_verification_send(*, user: User) -> None:
     """Mail `user` a link that verifies their address (after the transaction commits)."""
     if user.email_verified:
         raise ValidationFailed("This address is already verified.", "already_verified")
-    token = signing.dumps({"u": str(user.pk), "s": _verify_state(user)}, salt=_VERIFY_SALT)
-    mail.send(
-        "verify_email",
-        to=user.email,
-        context={
-            "name": user.name,
-            "email": user.email,
-            "link": mail.link("verify-email", token),
-            "ttl_hours": settings.EMAIL_VERIFY_TTL_HOURS,
-        },
-        org_name=user.org.name if user.org_id else None,
+    _mail_link(
+        user, "verify_email", "verify-email", _VERIFY_SALT, _verify_state, ttl_hours=settings.EMAIL_VERIFY_TTL_HOURS
     )
 
 
@@ -255,17 +257,13 @@ def password_reset_request(*, email: str) -> None:
     user = User.objects.select_related("org").filter(email=normalize_email(email), is_active=True).first()
     if user is None:
         return
-    token = signing.dumps({"u": str(user.pk), "s": _reset_state(user)}, salt=_RESET_SALT)
-    mail.send(
+    _mail_link(
+        user,
         "password_reset",
-        to=user.email,
-        context={
-            "name": user.name,
-            "email": user.email,
-            "link": mail.link("reset-password", token),
-            "ttl_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
-        },
-        org_name=user.org.name if user.org_id else None,
+        "reset-password",
+        _RESET_SALT,
+        _reset_state,
+        ttl_minutes=settings.PASSWORD_RESET_TIMEOUT // 60,
     )
 
 

@@ -7,18 +7,12 @@ from django.test import Client
 
 from accounts.models import Role, User
 from accounts.tokens import token_pair_for
-from conftest import PASSWORD, make_user
+from conftest import PASSWORD, admin_client, make_user
 
 pytestmark = pytest.mark.django_db
 
 USERS = "/admin/accounts/user/"
 REFRESH = "/api/v1/auth/refresh/"
-
-
-def admin_client(user: User) -> Client:
-    client = Client()
-    assert client.login(email=user.email, password=PASSWORD)
-    return client
 
 
 @pytest.fixture

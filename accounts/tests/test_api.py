@@ -335,17 +335,10 @@ class TestMe:
 @pytest.fixture
 def cache_on_own_redis(settings):
     """The cache (and so the throttles) on a redis-server of this test's own."""
-    from config.tests.process_fixtures import OwnRedis
+    from config.tests.process_fixtures import OwnRedis, redis_cache_settings
 
     server = OwnRedis().start()
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": server.url,
-            "KEY_PREFIX": "precis",
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-        }
-    }
+    settings.CACHES = redis_cache_settings(server.url)
     yield server
     server.stop()
 

@@ -29,7 +29,7 @@ def _free_loopback_port() -> int:
 os.environ.setdefault("EMAIL_URL", f"smtp://127.0.0.1:{_free_loopback_port()}")
 EMAIL_URL_FOR_TESTS = os.environ["EMAIL_URL"]
 
-from .base import *
+from .base import *  # noqa: E402 - after the environment it reads
 
 # Fast hashing: the tests create many users; production keeps Django's default.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -188,6 +188,18 @@ class OwnRedis:
             self.process.wait(timeout=10)
 
 
+def redis_cache_settings(url: str) -> dict:
+    """CACHES for the test settings' cache on another Redis (an OwnRedis)."""
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "precis",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+
+
 def free_port() -> int:
     import socket
 

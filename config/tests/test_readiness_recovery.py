@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from config.tests.process_fixtures import OwnRedis
+from config.tests.process_fixtures import OwnRedis, redis_cache_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -15,14 +15,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def own_redis(settings):
     server = OwnRedis().start()
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": server.url,
-            "KEY_PREFIX": "precis",
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
-        }
-    }
+    settings.CACHES = redis_cache_settings(server.url)
     settings.CHANNEL_LAYERS = {
         "default": {
             **settings.CHANNEL_LAYERS["default"],

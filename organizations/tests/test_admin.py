@@ -8,16 +8,10 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role, User
-from conftest import PASSWORD, make_user
+from conftest import PASSWORD, admin_client, make_user
 from organizations.models import Invitation, Organization
 
 pytestmark = pytest.mark.django_db
-
-
-def admin_client(user: User) -> Client:
-    client = Client()
-    assert client.login(email=user.email, password=PASSWORD)
-    return client
 
 
 @pytest.fixture
