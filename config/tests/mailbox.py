@@ -8,8 +8,8 @@ started arrives here over SMTP. Tests wait for a message with `mailbox.wait_for(
 from __future__ import annotations
 
 import email
-import logging
 import email.policy
+import logging
 import threading
 import time
 from email.message import EmailMessage
