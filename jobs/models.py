@@ -93,9 +93,11 @@ class Job(TenantModel):
     attempts = models.PositiveSmallIntegerField(default=0)
     # Failed LLM calls retried so far, over all attempts: one budget per job (LLM_MAX_RETRIES).
     retries = models.PositiveSmallIntegerField(default=0)
-    # The running attempt's claim: a token per attempt and a lease its worker renews.
+    # The running attempt's claim: a token per attempt and a lease its worker renews, and
+    # the process holding it (jobs.holders: whether it still beats).
     lease_token = models.CharField(max_length=36, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_holder = models.CharField(max_length=200, blank=True, default="")
     # When the scheduler handed the job to a worker (NULL: still waiting), and the
     # earliest moment it may be handed over (a retry's delay).
     dispatched_at = models.DateTimeField(null=True, blank=True)

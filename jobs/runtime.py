@@ -1,7 +1,8 @@
 """What keeps jobs moving besides their own events: the tick, and workers' capacity.
 
 - `tick()`: a scheduling round that does not wait for a busy lock, plus the batch
-  progress events that throttling held back. Celery beat runs it every
+  progress events that throttling held back; first, the jobs of processes that stopped
+  beating go back to the queue (jobs.holders). Celery beat runs it every
   SCHEDULER_TICK_S (task `jobs.tick`), each worker once when it is ready, and the
   embedded server from a thread. It is what hands out delayed retries (`not_before`).
 - Each Celery worker registers its slots for the queues it consumes (jobs.capacity)
@@ -30,9 +31,15 @@ _ticker: threading.Thread | None = None
 
 
 def tick() -> int:
-    """One round without waiting; returns how many jobs were handed over."""
+    """Jobs of processes that stopped beating taken back (jobs.holders), then one round
+    without waiting; returns how many jobs were handed over."""
     from .batches import batch_flush_progress
+    from .services import job_take_back_from_dead_holders
 
+    try:
+        job_take_back_from_dead_holders()
+    except Exception:  # e.g. a database blip: the next tick looks again, the reaper still runs
+        logger.exception("tick: taking back the jobs of stopped processes failed")
     sent = 0
     try:
         sent = len(scheduler.schedule(wait=False))

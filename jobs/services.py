@@ -114,22 +114,61 @@ def job_create(
     return job
 
 
-def job_start(*, job_id) -> Job | None:
-    """Claim a queued job for one attempt: running, a fresh lease token, attempts + 1.
+def _attempt(holder: str) -> dict[str, Any]:
+    """The changes that start an attempt held by the process `holder` (jobs.holders)."""
+    now = timezone.now()
+    return {
+        "status": Status.RUNNING,
+        "attempts": F("attempts") + 1,
+        "lease_token": str(uuid.uuid4()),
+        "lease_expires_at": now + timedelta(seconds=settings.JOB_LEASE_S),
+        "lease_holder": holder,
+        "started_at": now,
+    }
+
+
+def job_start(*, job_id, holder: str = "") -> Job | None:
+    """Claim a queued job for one attempt: running, a fresh lease token, attempts + 1, held
+    by the process `holder` (jobs.holders.current(); "" if it does not beat).
 
     None when the job is not queued (already running elsewhere, finished or
     cancelled): a duplicate or late delivery, which must then do nothing.
     """
-    now = timezone.now()
+    return _transition(job_id, from_statuses=[Status.QUEUED], frees_slot=False, **_attempt(holder))
+
+
+def job_take_over(*, job_id, holder: str) -> Job | None:
+    """A delivery of a job that is already running: start a new attempt here if the process
+    holding it has stopped beating, instead of waiting for its lease to expire.
+
+    That is a task redelivered because its worker died (a prefork parent hands a killed
+    child's task back at once: acks_late, reject_on_worker_lost). Waits up to
+    jobs.holders.HOLDER_DEAD_AFTER_S to tell. None, doing nothing, when the holder still
+    beats (a duplicate delivery), cannot be told (no name: claimed in the embedded mode or
+    by an older release; Redis down), or the job moved meanwhile; the dead attempt's token
+    guards the takeover. After the job's last attempt it fails `worker_lost` instead.
+    """
+    from . import holders
+
+    running = Job.unscoped_objects.filter(pk=job_id, status=Status.RUNNING).first()
+    if running is None or not holder or running.lease_holder in ("", holder):
+        return None
+    if not holders.gone(running.lease_holder):
+        return None
+    if running.attempts >= settings.JOB_MAX_ATTEMPTS:
+        logger.warning("job %s: its process %s stopped beating; no attempt left", job_id, running.lease_holder)
+        detail = f"The worker running this job stopped ({running.attempts} attempt(s))."
+        job_fail(job_id=job_id, lease_token=running.lease_token, code="worker_lost", detail=detail)
+        return None
+    logger.warning("job %s: its process %s stopped beating; taking the job over", job_id, running.lease_holder)
+    error = {"code": "worker_lost", "detail": "The worker running this job stopped; retrying.", "retrying": True}
     return _transition(
         job_id,
-        from_statuses=[Status.QUEUED],
-        status=Status.RUNNING,
-        attempts=F("attempts") + 1,
-        lease_token=str(uuid.uuid4()),
-        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_S),
-        started_at=now,
+        from_statuses=[Status.RUNNING],
+        owner_token=running.lease_token,
         frees_slot=False,
+        error=error,
+        **_attempt(holder),
     )
 
 
@@ -215,6 +254,7 @@ def job_retry_later(
         error={"code": code, "detail": detail, "retrying": True},
         lease_token="",
         lease_expires_at=None,
+        lease_holder="",
         dispatched_at=None,
         not_before=timezone.now() + timedelta(seconds=delay_s) if delay_s > 0 else None,
         **extra,
@@ -303,14 +343,18 @@ def job_deadline(job: Job) -> float:
 def job_run(job_id, body: Callable[[Job], None]) -> None:
     """Claim a queued job for this delivery and run `body(job)` (the task bodies use this).
 
-    A duplicate or late delivery claims nothing and does nothing. An unexpected
-    error fails *this attempt* (its lease token) with `internal_error`; the
-    traceback goes to the log, never into the job. An error before the claim
-    leaves the job queued, for a redelivery or the reaper.
+    A duplicate or late delivery claims nothing and does nothing, unless the job is
+    running in a process that stopped beating: then this delivery takes it over
+    (`job_take_over`). An unexpected error fails *this attempt* (its lease token) with
+    `internal_error`; the traceback goes to the log, never into the job. An error
+    before the claim leaves the job queued, for a redelivery or the reaper.
     """
     from celery.exceptions import SoftTimeLimitExceeded
 
-    job = job_start(job_id=job_id)
+    from . import holders
+
+    holder = holders.current()
+    job = job_start(job_id=job_id, holder=holder) or job_take_over(job_id=job_id, holder=holder)
     if job is None:
         logger.info("job %s not startable (duplicate or late delivery); nothing to do", job_id)
         return
@@ -364,6 +408,29 @@ def job_reap_stale(*, now=None) -> dict[str, int]:
             schedule_on_commit()
     if any(counts.values()):
         logger.info("reaped stale jobs: %s", counts)
+    return counts
+
+
+def job_take_back_from_dead_holders() -> dict[str, int]:
+    """On every tick: running jobs whose process stopped beating (jobs.holders.dead: a
+    worker killed whole, whose task the broker gives back only after its visibility
+    timeout) are requeued at once, or failed `worker_lost` after their last attempt,
+    instead of waiting for their lease to expire and the reaper."""
+    from . import holders
+
+    running = Job.unscoped_objects.filter(status=Status.RUNNING).exclude(lease_holder="")
+    gone = holders.dead(running.order_by().values_list("lease_holder", flat=True).distinct())
+    counts = {"requeued": 0, "failed": 0}
+    for job in running.filter(lease_holder__in=gone) if gone else ():
+        outcome = _take_back(
+            job,
+            failed=f"The worker running this job stopped ({job.attempts} attempt(s)).",
+            retrying="The worker running this job stopped; retrying.",
+        )
+        if outcome:
+            counts[outcome] += 1
+    if any(counts.values()):
+        logger.warning("jobs of stopped processes %s taken back: %s", sorted(gone), counts)
     return counts
 
 

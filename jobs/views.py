@@ -1,9 +1,10 @@
 """Job API: your jobs (admins: `?all=true` for the org's), one job, cancel; and what every
 view that starts a job shares (`JobStartingView`, `job_start_response`)."""
 
+import logging
 from collections.abc import Callable
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -12,8 +13,9 @@ from rest_framework.response import Response
 
 from accounts.models import Role
 from config.schema import ConflictErrorResponseSerializer, ErrorResponseSerializer
-from organizations.idempotency import idempotent
+from organizations.idempotency import idempotency_remember, idempotent
 from organizations.tenancy import TenantViewSetMixin
+from realtime import events
 
 from . import batches, services
 from .models import Batch, Job
@@ -25,6 +27,8 @@ from .serializers import (
     JobOutputSerializer,
     job_output,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class JobStartingView:
@@ -41,32 +45,62 @@ class JobStartingView:
 
 def job_start_response(request, create_job: Callable[[], Job], *, scope: str, fingerprint: str) -> Response:
     """Create a job in its own transaction, run a scheduling round, answer 202 {job}; an
-    Idempotency-Key replays the first answer."""
+    Idempotency-Key replays the first answer.
+
+    Once that transaction has committed the job exists and will run, so the answer is 202
+    whatever fails afterwards, except a broker outage that marked the job failed (503). The
+    transaction therefore holds all the answer relies on: the job.queued event (stored in it)
+    and the Idempotency-Key record's answer, so a database gone right after the commit loses
+    neither, and a retry replays this 202 instead of creating a second job.
+    """
+    accepted: list[Response] = []
 
     def create() -> Response:
-        with transaction.atomic():
+        with transaction.atomic(), events.stored_in_transaction():
             job = create_job()
+            # The job as created (queued): a worker may already have moved it on, which its events tell.
+            response = Response(job_output(job), status=status.HTTP_202_ACCEPTED)
+            idempotency_remember(request, scope=scope, response=response)
         start_or_fail(
             lambda: services.job_fail(
                 job_id=job.pk, code="broker_unavailable", detail=str(BrokerUnavailable.default_detail)
             )
         )
-        # The job as created (queued): a worker may already have moved it on, which its events tell.
-        return Response(job_output(job), status=status.HTTP_202_ACCEPTED)
+        accepted.append(response)
+        return response
 
-    return idempotent(request, scope=scope, fingerprint=fingerprint, create=create)
+    try:
+        return idempotent(request, scope=scope, fingerprint=fingerprint, create=create)
+    except DatabaseError:
+        if not accepted:
+            raise
+        # Only the Idempotency-Key record's own update came after: its answer is already stored.
+        logger.warning("database unavailable after job %s was accepted; answering 202", accepted[0].data["id"])
+        return accepted[0]
 
 
 def start_or_fail(fail: Callable[[], object]) -> None:
     """A scheduling round for freshly committed jobs. The round may leave them waiting for a
     free slot (202 all the same); if the broker is unreachable, `fail()` marks them failed
     (`broker_unavailable`) and the request answers 503, so no job is left queued that its
-    client believes was refused."""
+    client believes was refused.
+
+    The jobs are committed: a round that fails on the database (a blip after the commit) is
+    logged and they wait for the next round (beat's tick; one marked handed over but never
+    sent, for the reaper's redispatch). If `fail()` cannot reach the database either, they
+    stay queued and run once the broker is back, so the request answers as if accepted.
+    """
     try:
         schedule()
     except BrokerUnavailable:
-        fail()
+        try:
+            fail()
+        except DatabaseError:
+            logger.warning("broker and database unavailable: the new jobs wait for a later round", exc_info=True)
+            return
         raise
+    except DatabaseError:
+        logger.warning("scheduling round failed on the database: the new jobs wait for the next", exc_info=True)
 
 
 class OwnOrAllMixin:

@@ -40,6 +40,18 @@ def fingerprint_of(*parts: object) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def idempotency_remember(request, *, scope: str, response: Response) -> None:
+    """Store `response` as the answer of the request's record (inserted by `idempotent`
+    before `create()` ran) now, in the caller's transaction: for views whose answer must
+    survive the database going away right after they commit. A failure later still forgets it."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return
+    IdempotencyRecord.objects.filter(
+        org=request.org, user=request.user, scope=scope, key=key, status_code__isnull=True
+    ).update(status_code=response.status_code, response_body=response.data)
+
+
 def idempotent(request, *, scope: str, fingerprint: str, create: Callable[[], Response]) -> Response:
     """Run `create()` once per Idempotency-Key; replay its response on retries."""
     key = request.headers.get(HEADER)

@@ -10,12 +10,20 @@ the event is
 A socket that sees a jump in the sequence fetches what it missed from the
 store, or is told to resync. Publishing never breaks the caller: an outage
 is logged, and the job/document rows stay the source of truth.
+
+Inside `stored_in_transaction()` events are numbered and stored as they are
+published, in the caller's transaction, and only sent after commit: they commit
+with the rows they tell of, so a database failure right after the commit
+cannot leave them out of replay (the request that creates a job: jobs.views).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Literal, TypedDict
 
@@ -91,18 +99,38 @@ def build_event(org_id, type: str, data: dict[str, Any], user_id=None) -> Event:
     )
 
 
+_store_at_once: ContextVar[bool] = ContextVar("precis_events_store_at_once", default=False)
+
+
+@contextmanager
+def stored_in_transaction() -> Iterator[None]:
+    """Events published in this block are stored at once, in the caller's transaction (they
+    commit or roll back with it), and sent after its commit. Their organization's row stays
+    locked until then (the numbers follow commit order): for short transactions only."""
+    token = _store_at_once.set(True)
+    try:
+        yield
+    finally:
+        _store_at_once.reset(token)
+
+
 def publish(org_id, type: EventType, data: dict[str, Any], user_id=None) -> Event:
     """Queue an event for the org's sockets; stored and sent when the transaction commits."""
-    event = build_event(org_id, type, data, user_id)
-    transaction.on_commit(lambda: send_now([event]))
-    return event
+    return _queue([build_event(org_id, type, data, user_id)])[0]
 
 
 def publish_together(org_id, items: list[tuple[EventType, dict[str, Any], Any]]) -> list[Event]:
     """Queue several events of one org that one transaction produces — `(type, data, user_id)`
     each, in order. At commit they are numbered and stored in one statement and reach each
     socket as one channel message."""
-    group = [build_event(org_id, type, data, user_id) for type, data, user_id in items]
+    return _queue([build_event(org_id, type, data, user_id) for type, data, user_id in items])
+
+
+def _queue(group: list[Event]) -> list[Event]:
+    if _store_at_once.get():
+        stored = store(group)
+        transaction.on_commit(lambda: send(stored))
+        return stored
     transaction.on_commit(lambda: send_now(group))
     return group
 
@@ -177,6 +205,11 @@ def send_now(group: list[Event]) -> None:
         group = store(group)
     except Exception:  # keep going: live sockets still get them, replay will not
         logger.warning("could not store events %s", _names(group), exc_info=True)
+    send(group)
+
+
+def send(group: list[Event]) -> None:
+    """Send a group of one org's events to the org's sockets (stored or not)."""
     layer = get_channel_layer()
     if layer is None:
         return

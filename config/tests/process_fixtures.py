@@ -266,6 +266,14 @@ class Daphne:
             self.process.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def no_session_worker(celery_worker):
+    """The suite's solo worker would take the module's jobs with settings of its own: off meanwhile."""
+    celery_worker.stop()
+    yield
+    celery_worker.start()
+
+
 @pytest.fixture(scope="session")
 def daphne_pair(celery_worker):
     servers = [Daphne(celery_worker.env(), name).start() for name in ("a", "b")]

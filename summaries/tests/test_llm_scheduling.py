@@ -19,14 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 BATCH = "/api/v1/documents/summarize/"
 
 
-@pytest.fixture(scope="module")
-def no_session_worker(celery_worker):
-    """The suite's solo worker would take LLM jobs with settings of its own: off meanwhile."""
-    celery_worker.stop()
-    yield
-    celery_worker.start()
-
-
 @pytest.fixture
 def llm_workers(no_session_worker, fake_llm):
     started: list[Worker] = []
