@@ -26,6 +26,12 @@ and word to the consumers when Redis may have lost their groups.
    (redis-py's own clients retry by default; with the pool channels-redis passes, none does),
    or the first commands of every process after a restart would fail (a lost live event, a
    failed rejoin).
+5. **Each event loop gets its own process channel.** The library names every channel of a
+   layer after one client prefix, so two loops (daphne's, and a short-lived one of
+   `async_to_sync` outside a server) would pop the same Redis list under one `asyncio.Lock`
+   bound to whichever loop took it first ("bound to a different event loop"), and could hand
+   one loop's message to a queue of the other. `new_channel()` here names channels after a
+   prefix of the running loop's own.
 
 The socket timeout must stay above channels-redis' 5 s blocking pop (see config/settings/base.py).
 """
@@ -36,6 +42,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+import weakref
 
 from channels_redis.core import RedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
@@ -64,6 +71,14 @@ class PrecisRedisChannelLayer(RedisChannelLayer):
         self._readers: dict[tuple[int, str], asyncio.Task] = {}
         # The channels receiving through each reader: told when Redis may have lost their groups.
         self._listening: dict[tuple[int, str], set[str]] = {}
+        # Each event loop's client prefix (see 5.).
+        self._loop_prefixes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, str] = weakref.WeakKeyDictionary()
+
+    async def new_channel(self, prefix="specific"):
+        loop = asyncio.get_running_loop()
+        if loop not in self._loop_prefixes:
+            self._loop_prefixes[loop] = uuid.uuid4().hex
+        return f"{prefix}.{self._loop_prefixes[loop]}!{uuid.uuid4().hex}"
 
     def create_pool(self, index):
         host = dict(self.hosts[index])

@@ -147,3 +147,15 @@ async def test_one_reader_per_event_loop_and_none_left_by_closed_loops():
     readers = [task for task in asyncio.all_tasks(here) if task.get_name() == "channel-layer-reader"]
     assert len(readers) == 1
     assert len(layer._readers) <= 2  # this loop's, and at most the last closed loop's (done)
+
+
+@pytest.mark.asyncio
+async def test_each_event_loop_pops_its_own_process_channel():
+    """Two loops popping one Redis list would share one asyncio.Lock bound to the first loop
+    that waited on it ("bound to a different event loop" in the other's reader)."""
+    layer = layer_from_settings()
+    here = layer.non_local_name(await layer.new_channel())
+    again = layer.non_local_name(await layer.new_channel())
+    elsewhere = await asyncio.to_thread(asyncio.run, layer.new_channel())
+    assert here == again
+    assert layer.non_local_name(elsewhere) != here
