@@ -20,6 +20,24 @@ class TemplateForm(admin.ModelAdmin.form):
             raise ValidationError("A template with this name already exists in this organization.")
         return name
 
+    def clean_favour(self):
+        from django.core.exceptions import ValidationError
+
+        from summaries.formats import FAVOURS
+
+        favour = self.cleaned_data.get("favour") or []
+        if not isinstance(favour, list) or any(kind not in FAVOURS for kind in favour):
+            raise ValidationError(f"A list of any of: {', '.join(FAVOURS)}.")
+        return list(dict.fromkeys(favour))
+
+    def clean_default_max_words(self):
+        from django.core.exceptions import ValidationError
+
+        value = self.cleaned_data["default_max_words"]
+        if not 10 <= value <= 2000:
+            raise ValidationError("Between 10 and 2000 words.")
+        return value
+
     def clean_body(self):
         body = self.cleaned_data["body"]
         try:
@@ -34,10 +52,10 @@ class TemplateForm(admin.ModelAdmin.form):
 @admin.register(Template)
 class TemplateAdmin(TenantAdminMixin, admin.ModelAdmin):
     form = TemplateForm
-    list_display = ["name", "org", "created_by", "updated_at"]
-    list_filter = ["org"]
+    list_display = ["name", "org", "format", "default_max_words", "created_by", "updated_at"]
+    list_filter = ["org", "format"]
     search_fields = ["name", "description"]
-    fields = ["org", "name", "description", "body", "created_by"]
+    fields = ["org", "name", "description", "body", "format", "default_max_words", "favour", "created_by"]
     readonly_fields = ["created_by"]
 
     def get_form(self, request, obj=None, **kwargs):

@@ -6,6 +6,7 @@ from django_scopes import get_scope
 from django_scopes.manager import DisabledQuerySet
 
 from organizations.models import TenantModel
+from summaries.formats import FORMAT_CHOICES
 
 
 class TemplateManager(models.Manager):
@@ -31,6 +32,22 @@ class Template(TenantModel):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     body = models.TextField()
+    # The intent every provider honours (summaries.formats): the layout, the default length,
+    # and what the built-in extractive summarizer should favour (it cannot read the body).
+    format = models.CharField(
+        max_length=16,
+        choices=FORMAT_CHOICES,
+        default="prose",
+        help_text="How the summary is laid out: a paragraph, a bulleted list, or one or two sentences.",
+    )
+    default_max_words = models.PositiveIntegerField(
+        default=150, help_text="The summary's length in words when a request does not say (10–2000)."
+    )
+    favour = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the built-in summarizer prefers: any of decisions, actions, dates, owners, numbers.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

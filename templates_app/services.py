@@ -31,9 +31,30 @@ def _save(template: Template) -> Template:
     return template
 
 
-def template_create(*, org: Organization, created_by: User, name: str, body: str, description: str = "") -> Template:
+def template_create(
+    *,
+    org: Organization,
+    created_by: User,
+    name: str,
+    body: str,
+    description: str = "",
+    format: str = "prose",
+    default_max_words: int = 150,
+    favour: list[str] | None = None,
+) -> Template:
     _validate_body(body)
-    return _save(Template(org=org, created_by=created_by, name=name.strip(), body=body, description=description))
+    return _save(
+        Template(
+            org=org,
+            created_by=created_by,
+            name=name.strip(),
+            body=body,
+            description=description,
+            format=format,
+            default_max_words=default_max_words,
+            favour=favour or [],
+        )
+    )
 
 
 def template_check_writable(*, template: Template, user: User) -> None:
@@ -45,9 +66,23 @@ def template_check_writable(*, template: Template, user: User) -> None:
 
 
 def template_update(
-    *, template: Template, user: User, name: str | None = None, body: str | None = None, description: str | None = None
+    *,
+    template: Template,
+    user: User,
+    name: str | None = None,
+    body: str | None = None,
+    description: str | None = None,
+    format: str | None = None,
+    default_max_words: int | None = None,
+    favour: list[str] | None = None,
 ) -> Template:
     template_check_writable(template=template, user=user)
+    if format is not None:
+        template.format = format
+    if default_max_words is not None:
+        template.default_max_words = default_max_words
+    if favour is not None:
+        template.favour = favour
     if body is not None:
         _validate_body(body)
         template.body = body

@@ -61,3 +61,72 @@ def test_provider_completion():
     completion = LocalProvider().summarize("ignored prompt", SummarizeOptions(max_words=30, source_text=ENGLISH))
     assert "Solar" in completion.text and completion.model == "precis-extractive-1"
     assert completion.prompt_tokens > completion.completion_tokens > 0
+
+
+MEETING = """
+Weekly product meeting, 3 March.
+
+The team reviewed the launch plan for the new billing page. Marketing shared early feedback from the beta users.
+The group decided to move the launch to 14 April so that support can be trained first. Several people said the
+beta went well overall. Priya will update the pricing FAQ by Friday. The office plants need watering more often.
+It was agreed that refunds above 500 EUR need a second approval. Tom will draft the approval workflow by 20 March.
+Lunch next week will be at the new place downstairs.
+"""
+
+
+def test_bullets_are_a_list():
+    text = summarize_text(ENGLISH, 60, format="bullets")
+    lines = text.split("\n")
+    assert len(lines) >= 2 and all(line.startswith("- ") for line in lines)
+    assert summarize_text(ENGLISH, 60, format="prose") == " ".join(line[2:] for line in lines)
+
+
+def test_short_is_one_or_two_sentences():
+    text = summarize_text(ENGLISH + ENGLISH.replace("Solar", "Wind"), 500, format="short")
+    assert 1 <= len(split_sentences(text)) <= 2
+    assert len(text.split()) <= 45
+
+
+def test_favoured_kinds_win():
+    plain = summarize_text(MEETING, 40)
+    favoured = summarize_text(MEETING, 40, favour=("decisions", "actions", "owners", "dates"))
+    assert "decided" in favoured and ("will update" in favoured or "will draft" in favoured)
+    assert favoured != plain
+    assert "plants" not in favoured and "Lunch" not in favoured
+
+
+def test_never_over_max_words():
+    from summaries.sentences import word_count
+
+    for max_words in (10, 11, 17, 23, 40, 64, 100):
+        for text in (ENGLISH, GERMAN, JAPANESE, MEETING, "word " * 300):
+            for format in ("prose", "bullets", "short"):
+                assert word_count(summarize_text(text, max_words, format=format)) <= max_words
+
+
+def test_a_caption_and_the_sentence_it_repeats_are_not_both_picked():
+    text = (
+        "Firefighters rescued a family of four from the flooded farmhouse near Leeds on Sunday morning.\n\n"
+        "Firefighters rescued a family of four from the flooded farmhouse near Leeds.\n\n"
+        "The river had burst its banks after three days of heavy rain across the county. "
+        "Residents were told to move valuables upstairs as the water kept rising through the afternoon."
+    )
+    summary = summarize_text(text, 60)
+    assert summary.count("rescued a family") == 1
+
+
+def test_bylines_and_latex_residue_are_never_picked():
+    text = (
+        "By . Daily Mail Reporter . PUBLISHED: . 10:32 EST, 1 June 2013 . "
+        "The torque balance ( [ eq : torquebalance ] ) holds for every disc we simulated. "
+        "The council approved the new cycle lanes on Tuesday after a long debate. "
+        "The lanes will connect the station with the university campus by next spring."
+    )
+    summary = summarize_text(text, 60)
+    assert "PUBLISHED" not in summary and "Daily Mail" not in summary and "eq :" not in summary
+    assert "cycle lanes" in summary
+
+
+def test_provider_reports_its_sentences_for_citations():
+    completion = LocalProvider().summarize("", SummarizeOptions(max_words=30, source_text=ENGLISH, format="bullets"))
+    assert completion.sentences and all(f"- {s}" in completion.text for s in completion.sentences)

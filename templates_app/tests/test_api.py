@@ -64,6 +64,14 @@ def test_bad_placeholders_400_naming_them(tenant, body, code):
         ({"body": "x" * 50_001}, "body"),
         ({"org": None}, "org"),
         ({"is_system": True, "nope": 1}, "nope"),
+        ({"format": "haiku"}, "format"),
+        ({"format": 3}, "format"),
+        ({"default_max_words": 5}, "default_max_words"),
+        ({"default_max_words": 10**12}, "default_max_words"),
+        ({"default_max_words": "many"}, "default_max_words"),
+        ({"favour": ["gossip"]}, "favour.0"),
+        ({"favour": "dates"}, "favour"),
+        ({"favour": ["dates\u0000"]}, "favour.0"),
     ],
 )
 def test_bad_input(tenant, payload, attr):
@@ -118,4 +126,28 @@ def test_placeholders_endpoint(tenant):
         "document.language",
         "organization.name",
         "today",
+    }
+
+
+def test_format_length_and_favour_round_trip(tenant):
+    created = make(
+        tenant.client(tenant.member), format="bullets", default_max_words=80, favour=["dates", "owners", "dates"]
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert (body["format"], body["default_max_words"], body["favour"]) == ("bullets", 80, ["dates", "owners"])
+    changed = tenant.client(tenant.member).patch(f"{URL}{body['id']}/", {"format": "short"}, format="json").json()
+    assert (changed["format"], changed["default_max_words"], changed["favour"]) == ("short", 80, ["dates", "owners"])
+    plain = make(tenant.client(), name="Plain").json()
+    assert (plain["format"], plain["default_max_words"], plain["favour"]) == ("prose", 150, [])
+
+
+def test_system_templates_say_what_they_want(tenant):
+    rows = tenant.client().get(URL, {"page_size": 100}).json()["results"]
+    intent = {r["name"]: (r["format"], r["default_max_words"], r["favour"]) for r in rows if r["is_system"]}
+    assert intent == {
+        "Executive summary": ("prose", 150, []),
+        "Bullet points": ("bullets", 120, []),
+        "Decisions and action items": ("bullets", 150, ["decisions", "actions", "owners", "dates"]),
+        "TL;DR": ("short", 40, []),
     }
