@@ -1,13 +1,132 @@
-"""Splitting long text into chunks that fit a token budget, on natural boundaries."""
+"""Splitting long text into chunks that fit a token budget, on natural boundaries.
+
+`plan()` is what map-reduce uses: the document's paragraphs (numbered, for citations) are
+grouped into sections under their headings, and packed into chunks that end at a section
+boundary whenever the chunk is at least half full, else at a paragraph boundary; only a
+paragraph too big for a chunk is cut, between its sentences (a sentence too big, between
+characters). Every chunk knows its section titles, which the reduce step shows.
+`split_text()` packs any text (the partial summaries of a second reduce round).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from .providers.local import split_sentences
+from .citations import paragraphs
 from .providers.tokens import estimate_tokens
+from .sentences import split, split_sentences
 
 _PARAGRAPHS = re.compile(r"\n\s*\n")
+_TERMINAL = tuple(".!?;:,。！？")
+HEADING_MAX_WORDS = 12
+
+
+@dataclass(frozen=True)
+class Piece:
+    number: int  # the paragraph's number (1-based), as the prompt shows it
+    start: int  # span in the document
+    end: int
+    tokens: int
+
+
+@dataclass
+class Chunk:
+    titles: list[str]
+    pieces: list[Piece]
+    tokens: int = 0
+
+    def text(self, document: str, *, numbered: bool) -> str:
+        """The chunk as a prompt shows it: its section title, then its paragraphs (each with
+        its number when citing; pieces of one paragraph share it)."""
+        parts = [f"## {self.titles[0]}"] if self.titles and self.titles[0] else []
+        previous = None
+        for piece in self.pieces:
+            body = document[piece.start : piece.end]
+            if numbered and piece.number != previous:
+                body = f"[{piece.number}] {body}"
+            previous = piece.number
+            parts.append(body)
+        return "\n\n".join(parts)
+
+    def plain(self, document: str) -> str:
+        return "\n\n".join(document[piece.start : piece.end] for piece in self.pieces)
+
+    @property
+    def title(self) -> str:
+        return " / ".join(dict.fromkeys(t for t in self.titles if t))
+
+
+def is_heading(paragraph: str) -> bool:
+    """A one-line paragraph that reads as a title: markdown `#`, or a few words without a stop."""
+    if "\n" in paragraph.strip():
+        return False
+    line = paragraph.strip()
+    if line.startswith("#"):
+        return True
+    words = line.split()
+    titled = line[0].isupper() or line[0].isdigit()
+    return 0 < len(words) <= HEADING_MAX_WORDS and not line.endswith(_TERMINAL) and titled
+
+
+def plan(document: str, max_tokens: int, *, numbered: bool = False) -> list[Chunk]:
+    """The document's chunks for map-reduce (see the module docstring)."""
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be positive")
+    chunks: list[Chunk] = []
+    current = Chunk(titles=[""], pieces=[])
+    title = ""
+    number = 0
+    for start, end in paragraphs(document):
+        body = document[start:end]
+        if is_heading(body):
+            title = body.lstrip("#").strip()
+            if current.pieces and current.tokens >= max_tokens // 2:  # a section boundary: a good cut
+                chunks.append(current)
+                current = Chunk(titles=[title], pieces=[])
+            elif not current.pieces:
+                current.titles = [title]
+            else:
+                current.titles.append(title)
+            continue
+        number += 1
+        for piece in _pieces(document, number, start, end, max_tokens - estimate_tokens(title) - 8):
+            if current.pieces and current.tokens + piece.tokens + 1 > max_tokens:
+                chunks.append(current)
+                current = Chunk(titles=[title], pieces=[])
+            if not current.pieces:
+                current.tokens = estimate_tokens(title) + 2 if title else 0
+            current.pieces.append(piece)
+            current.tokens += piece.tokens + 1
+    if current.pieces:
+        chunks.append(current)
+    return chunks
+
+
+def _pieces(document: str, number: int, start: int, end: int, max_tokens: int) -> list[Piece]:
+    """The paragraph as one piece, or cut between sentences (or characters) to fit; every
+    piece is a span of the document."""
+    max_tokens = max(max_tokens, 16)
+    marker = len(str(number)) // 2 + 2  # "[12] "
+    tokens = estimate_tokens(document[start:end]) + marker
+    if tokens <= max_tokens:
+        return [Piece(number, start, end, tokens)]
+    spans: list[tuple[int, int]] = []
+    for unit in split(document[start:end]):
+        unit_start, unit_end = start + unit.start, start + unit.end
+        if estimate_tokens(document[unit_start:unit_end]) + marker <= max_tokens:
+            spans.append((unit_start, unit_end))
+            continue
+        cursor = unit_start
+        for piece in _hard_split(document[unit_start:unit_end], max_tokens - marker, keep_blank=True):
+            spans.append((cursor, cursor + len(piece)))
+            cursor += len(piece)
+    out: list[Piece] = []
+    for span_start, span_end in spans:
+        if out and estimate_tokens(document[out[-1].start : span_end]) + marker <= max_tokens:
+            span_start = out.pop().start
+        out.append(Piece(number, span_start, span_end, estimate_tokens(document[span_start:span_end]) + marker))
+    return out
 
 
 def split_text(text: str, max_tokens: int) -> list[str]:
@@ -33,7 +152,7 @@ def split_text(text: str, max_tokens: int) -> list[str]:
     return _pack(pieces, max_tokens)
 
 
-def _hard_split(text: str, max_tokens: int) -> list[str]:
+def _hard_split(text: str, max_tokens: int, *, keep_blank: bool = False) -> list[str]:
     """Cut a run with no usable boundary into pieces whose estimate fits."""
     out: list[str] = []
     size = max(1, max_tokens * 2)  # characters: ~0.5 budget for Latin text; halved below for CJK
@@ -44,7 +163,7 @@ def _hard_split(text: str, max_tokens: int) -> list[str]:
             piece = piece[: len(piece) // 2]
         out.append(piece)
         start += len(piece)
-    return [p for p in out if p.strip()]
+    return out if keep_blank else [p for p in out if p.strip()]
 
 
 def _pack(pieces: list[tuple[str, int]], max_tokens: int) -> list[str]:

@@ -36,6 +36,10 @@ class Summary(TenantModel):
     source_sha256 = models.CharField(max_length=64)
     prompt_sha256 = models.CharField(max_length=64)
     parameters = models.JSONField(default=dict, blank=True)
+    # Where each sentence of `content` comes from (summaries.citations): a list of
+    # {"start", "end", "sources": [{"start", "end", "page"}]}, offsets into `content` and
+    # into the document's text as it was summarized (see `source_sha256`).
+    citations = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -4,7 +4,20 @@ from rest_framework import serializers
 from config.serializers import StrictInputSerializer, api_datetime, api_uuid
 from documents.serializers import DocumentFilterInputSerializer
 
+from .formats import FORMAT_CHOICES
 from .models import Summary
+
+
+class CitationSourceSerializer(serializers.Serializer):
+    start = serializers.IntegerField(help_text="Offset of the passage in the document's text (characters).")
+    end = serializers.IntegerField()
+    page = serializers.IntegerField(allow_null=True, help_text="The page it is on, when the ingestion kept pages.")
+
+
+class CitationSerializer(serializers.Serializer):
+    start = serializers.IntegerField(help_text="Offset of the summary sentence in `content` (characters).")
+    end = serializers.IntegerField()
+    sources = CitationSourceSerializer(many=True)
 
 
 class SummaryOutputSerializer(serializers.ModelSerializer):
@@ -13,6 +26,7 @@ class SummaryOutputSerializer(serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
     stale = serializers.BooleanField(read_only=True, default=False)
+    citations = CitationSerializer(many=True, read_only=True)
 
     class Meta:
         model = Summary
@@ -35,6 +49,7 @@ class SummaryOutputSerializer(serializers.ModelSerializer):
             "truncated",
             "prompt_sha256",
             "parameters",
+            "citations",
             "created_by",
             "created_at",
         ]
@@ -64,14 +79,27 @@ def summary_output(summary: Summary) -> dict:
         "truncated": summary.truncated,
         "prompt_sha256": summary.prompt_sha256,
         "parameters": summary.parameters,
+        "citations": summary.citations,
         "created_by": api_uuid(summary.created_by_id),
         "created_at": api_datetime(summary.created_at),
     }
 
 
 class SummarizeOptionsSerializer(StrictInputSerializer):
-    max_words = serializers.IntegerField(min_value=10, max_value=2000, required=False)
+    max_words = serializers.IntegerField(
+        min_value=10, max_value=2000, required=False, help_text="Default: the template's `default_max_words`."
+    )
     temperature = serializers.FloatField(min_value=0, max_value=2, required=False)
+    format = serializers.ChoiceField(
+        choices=FORMAT_CHOICES, required=False, help_text="Default: the template's `format`."
+    )
+    stream = serializers.BooleanField(
+        required=False,
+        help_text="LLM providers: send `summary.delta` events with the text so far while the answer arrives.",
+    )
+    citation_markers = serializers.BooleanField(
+        required=False, help_text="LLM providers: keep the [n] paragraph markers in `content` (default: removed)."
+    )
 
 
 class SummarizeInputSerializer(StrictInputSerializer):

@@ -182,6 +182,26 @@ def render_context(document: Document, org) -> RenderContext:
     )
 
 
+def summarize_options(job: Job, template: Template, provider) -> SummarizeOptions:
+    """The job's options over the template's intent: format, length, what to favour."""
+    from .streaming import delta_publisher
+
+    asked = job.payload.get("options") or {}
+    stream = bool(asked.get("stream")) and not provider.extractive
+    return SummarizeOptions(
+        model=job.payload.get("model"),
+        max_words=int(asked.get("max_words") or template.default_max_words or 150),
+        temperature=float(asked.get("temperature", 0.2)),
+        org_id=str(job.org_id),
+        format=asked.get("format") or template.format or "prose",
+        favour=tuple(template.favour or ()),
+        cite=not provider.extractive,
+        citation_markers=bool(asked.get("citation_markers")),
+        stream=stream,
+        on_delta=delta_publisher(job) if stream else None,
+    )
+
+
 def _summarize(job: Job) -> None:
     token = job.lease_token
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
@@ -215,15 +235,9 @@ def _summarize(job: Job) -> None:
         )
         return
 
-    payload_options = job.payload.get("options") or {}
-    options = SummarizeOptions(
-        model=job.payload.get("model"),
-        max_words=int(payload_options.get("max_words", 150)),
-        temperature=float(payload_options.get("temperature", 0.2)),
-        org_id=str(job.org_id),
-    )
-    context = render_context(document, job.org)
     provider = providers.get_provider(job.payload.get("provider"))
+    options = summarize_options(job, template, provider)
+    context = render_context(document, job.org)
     # The database connection goes back to the pool for the calls: a worker has many
     # jobs waiting on the LLM and a pool of DB_POOL_MAX_SIZE connections.
     if not connection.in_atomic_block:
@@ -246,6 +260,7 @@ def _summarize(job: Job) -> None:
                 on_progress=on_progress,
                 call=calls.call,
                 parallel=settings.LLM_MAP_CONCURRENCY if provider.io_bound else 1,
+                page_offsets=(document.metadata or {}).get("page_offsets"),
             )
         except Cancelled:
             logger.info("job %s stopped: cancelled", job.pk)
@@ -292,7 +307,8 @@ def _store(job, token, document, template, provider_name, options, result: Summa
                 truncated=result.truncated,
                 source_sha256=document.sha256,
                 prompt_sha256=result.prompt_sha256,
-                parameters={"max_words": options.max_words, "temperature": options.temperature, "model": options.model},
+                parameters=_parameters(options),
+                citations=result.citations,
                 created_by_id=job.created_by_id,
             )
             summary.stale = False
@@ -319,6 +335,17 @@ def _store(job, token, document, template, provider_name, options, result: Summa
 
 class _Abandon(Exception):
     pass
+
+
+def _parameters(options: SummarizeOptions) -> dict[str, Any]:
+    return {
+        "max_words": options.max_words,
+        "temperature": options.temperature,
+        "model": options.model,
+        "format": options.format,
+        "stream": options.stream,
+        "citation_markers": options.citation_markers,
+    }
 
 
 # -- publishing ----------------------------------------------------------------------------

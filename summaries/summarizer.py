@@ -1,36 +1,44 @@
 """Summarizing one document with a template: a single call, or map-reduce over chunks.
 
-When the rendered prompt fits the provider's context (minus room for the
-answer), one call. Otherwise the content is split on paragraph/sentence
-boundaries into chunks that fit next to the template, each chunk is
-summarized with the same template (map), and the partial summaries are
-combined with the template again (reduce; repeated while they still do not
-fit). With `parallel` > 1 the map steps run that many at a time (an LLM
-waits on the network; the local summarizer keeps 1), and the partials stay in
-document order. `on_progress(percent)` is called after every call and returns
-False to stop (cancellation), which raises `Cancelled`. `call(prompt, options)`
-makes one provider call (default: `provider.summarize`; jobs pass
-summaries.calls for retries). No Django here: pure logic.
+When the rendered prompt fits the provider's context (minus room for the answer), one
+call. Otherwise map-reduce (summaries.chunking.plan): the content is cut at section and
+paragraph boundaries into chunks that fit next to the template; each chunk is summarized
+with the same template (map) with a length in proportion to its share of the document
+(PARTIAL_WORDS_FACTOR × `max_words` in all, so the reduce step has a choice), and the
+partial summaries are combined with the template again (reduce), in document order under
+their section titles; repeated while they still do not fit. With `parallel` > 1 the map
+steps run that many at a time (an LLM waits on the network; the local summarizer keeps
+1). `on_progress(percent)` is called after every call and returns False to stop
+(cancellation), which raises `Cancelled`. `call(prompt, options)` makes one provider call
+(default: `provider.summarize`; jobs pass summaries.calls for retries). Only the final
+call (the single call, or the last reduce) streams (`options.on_delta`).
+
+Citations (summaries.citations): an extractive provider's sentences are found in the
+text; an LLM sees the paragraphs numbered (`[3] …`, the same numbers in every chunk) and
+its markers are read back. No Django here: pure logic.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from templates_app.placeholders import RenderContext, render
 
-from .chunking import split_text
+from . import citations, formats
+from .chunking import Chunk, plan, split_text
 from .providers.base import Completion, LLMBadRequest, Provider, SummarizeOptions
 from .providers.tokens import estimate_tokens
 
 MAX_CHUNKS = 400  # beyond this the rest of the document is left out (truncated=True)
 MAX_REDUCE_ROUNDS = 4
-OUTPUT_RESERVE_FACTOR = 2.0  # tokens kept free for the answer, per requested word
+PARTIAL_WORDS_FACTOR = 3  # the partials' length in all, per word of the summary asked for
+MIN_PARTIAL_WORDS = 25
 
 
 class Cancelled(Exception):
@@ -49,6 +57,7 @@ class SummaryResult:
     prompt_sha256: str
     latency_ms: int
     calls: int
+    citations: list[dict] = field(default_factory=list)
 
 
 def _sha256(text: str) -> str:
@@ -81,32 +90,43 @@ def summarize_document(
     on_progress: Callable[[int], bool] = lambda _p: True,
     call: Callable[[str, SummarizeOptions], Completion] | None = None,
     parallel: int = 1,
+    page_offsets: list[int] | None = None,
 ) -> SummaryResult:
     started = time.monotonic()
     tally = _Tally()
     send = call or provider.summarize
-    budget = provider.context_tokens() - int(options.max_words * OUTPUT_RESERVE_FACTOR) - 16
-    full_prompt = render(template_body, context)
-
-    def summarize_part(content: str) -> str:
-        prompt = render(template_body, replace(context, document_content=content))
-        return tally.add(send(prompt, replace(options, source_text=content))).text
+    document = context.document_content
+    cite = not getattr(provider, "extractive", False)
+    spans = citations.paragraphs(document) if cite else []
+    shown = citations.numbered(document, spans) if cite else document
+    answer_room = formats.max_tokens(options.format, options.max_words, cite=cite)
+    budget = provider.context_tokens() - answer_room - 16
+    full_prompt = render(template_body, replace(context, document_content=shown))
+    options = replace(options, cite=cite)
 
     if estimate_tokens(full_prompt) <= budget:
-        text = tally.add(send(full_prompt, replace(options, source_text=context.document_content))).text
+        completion = tally.add(send(full_prompt, replace(options, source_text=document, stage="single")))
         strategy, chunk_count, truncated = "single", 1, False
     else:
         overhead = estimate_tokens(render(template_body, replace(context, document_content="")))
         chunk_budget = budget - overhead
         if chunk_budget < 64:
             raise LLMBadRequest("The template leaves no room for the document in the model's context window.")
-        chunks = split_text(context.document_content, chunk_budget)
+        chunks = plan(document, chunk_budget, numbered=cite)
         truncated = len(chunks) > MAX_CHUNKS
         chunks = chunks[:MAX_CHUNKS]
-        partials = _map(chunks, summarize_part, on_progress, parallel)
-        text = _reduce(partials, summarize_part, chunk_budget, on_progress)
+        steps = _MapReduce(template_body, context, options, document, send, tally, cite)
+        partials = _map(chunks, steps.map_step(chunks, chunk_budget), on_progress, parallel)
+        completion = _reduce(partials, steps, chunk_budget, on_progress)
         strategy, chunk_count = "map_reduce", len(chunks)
         on_progress(99)  # (a single call needs no progress event: success follows at once)
+    if cite:
+        text, cited = citations.from_markers(
+            completion.text, spans, page_offsets, keep_markers=options.citation_markers
+        )
+    else:
+        text = completion.text
+        cited = citations.extractive(text, completion.sentences, document, page_offsets)
     return SummaryResult(
         text=text,
         model=tally.model,
@@ -118,12 +138,72 @@ def summarize_document(
         prompt_sha256=_sha256(full_prompt),
         latency_ms=int((time.monotonic() - started) * 1000),
         calls=tally.calls,
+        citations=cited,
     )
 
 
-def _map(chunks: list[str], summarize_part: Callable[[str], str], on_progress, parallel: int) -> list[str]:
+@dataclass
+class _Partial:
+    title: str
+    text: str
+
+
+class _MapReduce:
+    """The calls of a map-reduce: each chunk's (map), then the partials' (reduce)."""
+
+    def __init__(self, template_body, context, options, document, send, tally, cite):
+        self.template_body = template_body
+        self.context = context
+        self.options = options
+        self.document = document
+        self.send = send
+        self.tally = tally
+        self.cite = cite
+
+    def _call(self, content: str, source: str, **changes) -> Completion:
+        prompt = render(self.template_body, replace(self.context, document_content=content))
+        return self.tally.add(self.send(prompt, replace(self.options, source_text=source, **changes)))
+
+    def map_step(self, chunks: list[Chunk], chunk_budget: int) -> Callable[[Chunk], _Partial]:
+        """Each chunk's summary, as long as its share of the document: the partials take
+        PARTIAL_WORDS_FACTOR × the summary's length in all (at most what one reduce holds)."""
+        total_tokens = sum(chunk.tokens for chunk in chunks) or 1
+        room_words = int(chunk_budget * 0.8 / formats.TOKENS_PER_WORD)
+        words = min(PARTIAL_WORDS_FACTOR * self.options.max_words, max(room_words, self.options.max_words))
+
+        def step(chunk: Chunk) -> _Partial:
+            share = max(MIN_PARTIAL_WORDS, math.ceil(words * chunk.tokens / total_tokens))
+            plain = chunk.plain(self.document)
+            completion = self._call(
+                chunk.text(self.document, numbered=self.cite),
+                plain,
+                source_scale=len(self.document) / max(1, len(plain)),
+                max_words=share,
+                format="prose",  # partials are material for the reduce step, whatever the format
+                stage="map",
+                on_delta=None,
+            )
+            return _Partial(chunk.title, completion.text)
+
+        return step
+
+    def reduce_step(self, partials: list[_Partial], *, final: bool) -> Completion:
+        content = _combined(partials)
+        source = "\n\n".join(partial.text for partial in partials)
+        scale = len(self.document) / max(1, len(source))
+        if final:
+            return self._call(content, source, stage="reduce", source_scale=scale)
+        return self._call(content, source, stage="reduce", source_scale=scale, format="prose", on_delta=None)
+
+
+def _combined(partials: list[_Partial]) -> str:
+    """The partials as the reduce prompt shows them: in document order, under their titles."""
+    return "\n\n".join(f"## {p.title}\n\n{p.text}" if p.title else p.text for p in partials)
+
+
+def _map(chunks: list[Chunk], summarize_part: Callable[[Chunk], _Partial], on_progress, parallel: int):
     """Summarize every chunk, `parallel` at a time; the partials in document order."""
-    partials: list[str | None] = [None] * len(chunks)
+    partials: list[_Partial | None] = [None] * len(chunks)
     if parallel <= 1:
         for index, chunk in enumerate(chunks):
             partials[index] = summarize_part(chunk)
@@ -157,18 +237,35 @@ def _map(chunks: list[str], summarize_part: Callable[[str], str], on_progress, p
     return partials  # type: ignore[return-value]
 
 
-def _reduce(partials: list[str], call: Callable[[str], str], chunk_budget: int, on_progress) -> str:
+def _reduce(partials: list[_Partial], steps: _MapReduce, chunk_budget: int, on_progress) -> Completion:
+    """Combine the partials in one call; while they do not fit, combine groups of them
+    first (each group keeps its first title), at most MAX_REDUCE_ROUNDS rounds."""
     for _round in range(MAX_REDUCE_ROUNDS):
-        combined = "\n\n".join(partials)
-        if estimate_tokens(combined) <= chunk_budget:
-            text = call(combined)
+        if estimate_tokens(_combined(partials)) <= chunk_budget:
+            completion = steps.reduce_step(partials, final=True)
             if not on_progress(95):
                 raise Cancelled()
-            return text
-        groups = split_text(combined, chunk_budget)
-        partials = []
-        for group in groups:
-            partials.append(call(group))
+            return completion
+        grouped: list[_Partial] = []
+        for group in _groups(partials, chunk_budget):
+            grouped.append(_Partial(group[0].title, steps.reduce_step(group, final=False).text))
             if not on_progress(92):
                 raise Cancelled()
-    return call(split_text("\n\n".join(partials), chunk_budget)[0])
+        partials = grouped
+    text = split_text(_combined(partials), chunk_budget)[0]
+    return steps.reduce_step([_Partial("", text)], final=True)
+
+
+def _groups(partials: list[_Partial], chunk_budget: int) -> list[list[_Partial]]:
+    """Consecutive partials packed greedily into groups that fit one reduce call."""
+    groups: list[list[_Partial]] = []
+    tokens = 0
+    for partial in partials:
+        size = estimate_tokens(_combined([partial])) + 1
+        if groups and tokens + size <= chunk_budget:
+            groups[-1].append(partial)
+            tokens += size
+        else:
+            groups.append([partial])
+            tokens = size
+    return groups

@@ -1,5 +1,7 @@
 """Chunking and the single / map-reduce strategies (LLM: the loopback server)."""
 
+import re
+
 import pytest
 
 from summaries.chunking import split_text
@@ -51,7 +53,8 @@ def test_single_call_when_it_fits(provider, fake_llm):
         provider=provider, template_body=TEMPLATE, context=context("short text"), options=SummarizeOptions(max_words=50)
     )
     assert (result.strategy, result.chunk_count, result.calls, result.truncated) == ("single", 1, 1, False)
-    assert fake_llm.requests[0]["messages"][-1]["content"] == "Summarize for Acme:\n\nshort text"
+    # the paragraphs are numbered for citations
+    assert fake_llm.requests[0]["messages"][-1]["content"] == "Summarize for Acme:\n\n[1] short text"
     assert len(result.prompt_sha256) == 64
 
 
@@ -73,7 +76,8 @@ def test_map_reduce_with_progress(provider, fake_llm):
     assert all(estimate_tokens(p) <= 400 for p in prompts)
     # every word of the document went to exactly one map call
     mapped = " ".join(p.split("\n\n", 1)[1] for p in prompts[:-1])
-    assert mapped.split() == text.split()
+    assert [w for w in mapped.split() if not re.fullmatch(r"\[\d+\]", w)] == text.split()
+    assert re.findall(r"\[(\d+)\]", mapped) == [str(n) for n in range(1, 21)]  # every paragraph, numbered once
     # total LLM input stays close to the document's own size
     assert sum(estimate_tokens(p) for p in prompts) <= 1.5 * estimate_tokens(text) + 400
 
