@@ -6,17 +6,19 @@ Protocol (README, "Realtime"):
 - the socket joins its org's group and its user's group, nothing else;
 - members get their own job events and the org's document/summary events, admins every job
   event of the org; the decision uses the event's data (never anything the client says);
+  `summary.delta` (a job's answer as it is written) goes where the job's events go;
 - `?since=<event id>` first replays what was missed (in order), then live events;
 - the org's events are numbered without gaps: a jump means the socket fell behind (channel
   layer buffer full, a send lost): the missing events come from the store, or, if they are
-  gone, a `resync` event tells the client to reload its state over REST;
+  gone, a `resync` event tells the client to reload its state over REST; live-only events
+  (events.send_live: no number) are forwarded as they come and never replayed;
 - group membership lives in the channel layer (Redis), which can lose it: a Redis restarted
   empty forgets every group, and channels-redis drops a member `group_expiry` seconds after it
   joined. The socket joins its groups again every third of `group_expiry`, and whenever the
   layer says Redis may have lost them (`layer.reconnected`, realtime/layers.py), then fetches
   from the store what it missed meanwhile; if it cannot join, it closes 4503 (reconnect with
   `?since=`);
-- client messages: ping → pong; subscribe {job_ids} narrows job events; anything else → error.
+- client messages: ping → pong; subscribe {job_ids} narrows job events and deltas; anything else → error.
 """
 
 from __future__ import annotations
@@ -304,7 +306,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if self.identity is None:
             return  # closed (could not rejoin): the client reconnects with ?since=
         seq = event.get("seq")
-        if seq is not None:
+        if seq is not None:  # None: live-only (send_live) or unstored, outside the sequence
             if seq <= self.last_seq:
                 return  # already delivered (replayed or caught up)
             if seq > self.last_seq + 1:
@@ -316,10 +318,15 @@ class EventsConsumer(AsyncWebsocketConsumer):
         envelope = event["envelope"]
         if envelope["org_id"] != self.identity.org_id:
             return False
-        kind = envelope["type"].partition(".")[0]
-        if kind in ("job", "batch") and not (self.identity.is_admin or event.get("user_id") == self.identity.user_id):
+        event_type = envelope["type"]
+        if _creator_and_admins_only(event_type) and not (
+            self.identity.is_admin or event.get("user_id") == self.identity.user_id
+        ):
             return False
-        return kind != "job" or self.job_filter is None or str(envelope["data"].get("id")) in self.job_filter
+        if self.job_filter is None:
+            return True
+        job = _job_of(event_type, envelope["data"])
+        return job is None or job in self.job_filter
 
     async def _deliver(self, event: Event) -> None:
         if self.identity is None or not self._visible(event):
@@ -387,6 +394,23 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
         except asyncio.CancelledError:
             pass
+
+
+def _creator_and_admins_only(event_type: str) -> bool:
+    """Job and batch events, and the live text of a job's answer (`summary.delta`), are for
+    the job's or batch's creator (the event's `user_id`) and the org's admins; the rest of
+    an org's events for all its members."""
+    return event_type.partition(".")[0] in ("job", "batch") or event_type == "summary.delta"
+
+
+def _job_of(event_type: str, data: dict) -> str | None:
+    """The job an event is about, for `subscribe`: job events and `summary.delta`; None for
+    events `subscribe` does not narrow (documents, summaries, batches)."""
+    if event_type.startswith("job."):
+        return str(data.get("id"))
+    if event_type == "summary.delta":
+        return str(data.get("job"))
+    return None
 
 
 async def _rejoin_after(seconds: float) -> dict:

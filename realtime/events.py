@@ -11,6 +11,11 @@ A socket that sees a jump in the sequence fetches what it missed from the
 store, or is told to resync. Publishing never breaks the caller: an outage
 is logged, and the job/document rows stay the source of truth.
 
+`send_live()` is the other way out, for what is only worth seeing while it
+happens and tells of nothing the database holds (`summary.delta`: the text so
+far of an answer being written): sent at once, never stored, no sequence
+number, so never replayed and never a gap.
+
 Inside `stored_in_transaction()` events are numbered and stored as they are
 published, in the caller's transaction, and only sent after commit: they commit
 with the rows they tell of, so a database failure right after the commit
@@ -52,6 +57,7 @@ EventType = Literal[
     "document.ready",
     "document.failed",
     "summary.created",
+    "summary.delta",
     "batch.created",
     "batch.progress",
     "batch.completed",
@@ -73,8 +79,9 @@ class Event(TypedDict):
     """What travels through the channel layer: the envelope plus routing facts."""
 
     envelope: Envelope
-    seq: int | None  # the org's event number; None if it could not be stored
-    user_id: str | None  # job and batch events: their creator (admins see all); None: the whole org
+    seq: int | None  # the org's event number; None: not stored (send_live, or the store failed)
+    # job and batch events, summary.delta: their job's/batch's creator (admins see all); None: the whole org
+    user_id: str | None
 
 
 def org_group(org_id) -> str:
@@ -208,19 +215,33 @@ def send_now(group: list[Event]) -> None:
     send(group)
 
 
-def send(group: list[Event]) -> None:
-    """Send a group of one org's events to the org's sockets (stored or not)."""
+def send_live(org_id, type: EventType, data: dict[str, Any], user_id=None) -> bool:
+    """Send an event to the org's sockets now, without storing it: no sequence number, so no
+    replay after a reconnect (`?since=`) and no gap for the sockets that miss it. Not tied to
+    a transaction either — it tells of nothing the database holds. Its `id` is null: a client
+    that reconnects with `?since=` names its last *stored* event. Never raises; False when
+    the channel layer failed (logged)."""
+    event = build_event(org_id, type, data, user_id)
+    event["envelope"]["id"] = None  # nothing to resume from: a client keeps its last stored event's id
+    return send([event])
+
+
+def send(group: list[Event]) -> bool:
+    """Send a group of one org's events to the org's sockets (stored or not); False (logged)
+    when the channel layer failed."""
     layer = get_channel_layer()
     if layer is None:
-        return
+        return True
     org = org_group(group[0]["envelope"]["org_id"])
     message = (
         {"type": "event.message", "event": group[0]} if len(group) == 1 else {"type": "event.batch", "events": group}
     )
     try:
         sender.run(layer.group_send, org, message)
-    except Exception:  # the channel layer is down: sockets will see the gap and catch up
+    except Exception:  # the layer is down: sockets see the gap and catch up (live-only events are lost)
         logger.warning("could not send events %s", _names(group), exc_info=True)
+        return False
+    return True
 
 
 def _names(group: list[Event]) -> str:

@@ -7,6 +7,12 @@ what the server's headers said, and maps every failure to an LLMError with a
 stable code. Retrying is the caller's business (summaries.calls: one budget per
 job). A body that is not the expected JSON is an error (`llm_bad_response`),
 never a crash. At most LLM_CONCURRENCY calls of a process are on the wire at once.
+
+With `options.stream` and an `options.on_delta` to tell (a long document's map steps
+have none) the answer is asked for as server-sent events (sse.py) and `on_delta`
+hears the text so far as it arrives, while the call keeps its wire slot; the
+Completion is the same as without streaming. A stream that breaks off is
+`LLMStreamBroken` (transient: retried from the job's budget).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from requests.adapters import HTTPAdapter
 
 from config.metrics import record_llm_call
 
-from . import ratelimit
+from .. import formats
+from . import ratelimit, sse
 from .base import (
     Completion,
     LLMBadRequest,
@@ -73,6 +80,7 @@ class OpenAIConfig:
 
 class OpenAICompatibleProvider:
     name = "openai"
+    extractive = False
     io_bound = True  # its jobs wait on the network: the `llm` queue, many at once
 
     def __init__(self, config: OpenAIConfig, session: requests.Session | None = None):
@@ -87,14 +95,22 @@ class OpenAICompatibleProvider:
 
     def summarize(self, prompt: str, options: SummarizeOptions) -> Completion:
         model = self.model_for(options)
-        max_tokens = min(self.config.max_output_tokens, max(64, int(options.max_words * 2)))
+        max_tokens = min(
+            self.config.max_output_tokens, formats.max_tokens(options.format, options.max_words, cite=options.cite)
+        )
+        wanted = formats.instructions(options.format, options.max_words, cite=options.cite, stage=options.stage)
+        system = f"{SYSTEM_PROMPT} {wanted}"
         body = {
             "model": model,
-            "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}],
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
             "temperature": options.temperature,
             "max_tokens": max_tokens,
         }
-        booked = estimate_tokens(SYSTEM_PROMPT) + estimate_tokens(prompt) + max_tokens
+        stream = options.stream and options.on_delta is not None  # nobody to tell (map steps): one piece
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        booked = estimate_tokens(system) + estimate_tokens(prompt) + max_tokens
         try:
             turn = ratelimit.reserve(
                 provider=self.name,
@@ -111,23 +127,12 @@ class OpenAICompatibleProvider:
             ) from None
         if turn.wait_s:
             time.sleep(turn.wait_s)
-        headers = {"Content-Type": "application/json"}
-        if self.config.api_key:
-            headers["Authorization"] = f"Bearer {self.config.api_key}"
-        url = self.config.base_url.rstrip("/") + "/chat/completions"
         response = None
         started = time.perf_counter()
         try:
-            try:
-                with _wire_slots():
-                    response = (self.session or _session()).post(
-                        url, json=body, headers=headers, timeout=(5, self.config.timeout_s)
-                    )
-            except requests.Timeout:
-                raise LLMTimeout(f"The LLM did not answer within {self.config.timeout_s:g} s.") from None
-            except requests.RequestException as exc:
-                raise LLMUnavailable(f"Could not reach the LLM server ({exc.__class__.__name__}).") from None
-            completion = self._parse(response, model, prompt)
+            with _wire_slots():  # a streamed answer is on the wire until its last chunk
+                response = self._post(body, stream=stream)
+                completion = self._receive(response, model, prompt, options, stream=stream)
         except LLMError as error:
             self._settle(turn, response, None)
             record_llm_call(provider=self.name, seconds=time.perf_counter() - started, error=error.code)
@@ -141,6 +146,34 @@ class OpenAICompatibleProvider:
         )
         return completion
 
+    def _post(self, body: dict, *, stream: bool) -> requests.Response:
+        """Send the request; with `stream`, return once the headers arrived (the body follows)."""
+        headers = {"Content-Type": "application/json"}
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        url = self.config.base_url.rstrip("/") + "/chat/completions"
+        try:
+            return (self.session or _session()).post(
+                url, json=body, headers=headers, timeout=(5, self.config.timeout_s), stream=stream
+            )
+        except requests.Timeout:
+            raise LLMTimeout(f"The LLM did not answer within {self.config.timeout_s:g} s.") from None
+        except requests.RequestException as exc:
+            raise LLMUnavailable(f"Could not reach the LLM server ({exc.__class__.__name__}).") from None
+
+    def _receive(
+        self, response: requests.Response, model: str, prompt: str, options: SummarizeOptions, *, stream: bool
+    ) -> Completion:
+        try:
+            if stream and response.ok and _is_event_stream(response):
+                return self._parse_stream(response, model, prompt, options)
+            return self._parse(response, model, prompt)  # an error status, or a server that does not stream
+        finally:
+            if stream:
+                response.close()  # read to its end, or given up: the connection goes
+
     @staticmethod
     def _settle(turn: ratelimit.Reservation, response: requests.Response | None, used: int | None) -> None:
         if response is None:
@@ -148,18 +181,7 @@ class OpenAICompatibleProvider:
         ratelimit.settle(turn, status=response.status_code, headers=response.headers, used_tokens=used)
 
     def _parse(self, response: requests.Response, model: str, prompt: str) -> Completion:
-        status = response.status_code
-        if status == 429:
-            raise LLMRateLimited(
-                "The LLM server is rate limiting requests (429).",
-                retry_after=ratelimit.retry_after_seconds(response.headers),
-            )
-        if status >= 500:
-            raise LLMUnavailable(
-                f"The LLM server failed ({status}).", retry_after=ratelimit.retry_after_seconds(response.headers)
-            )
-        if status >= 400:
-            raise LLMBadRequest(f"The LLM server refused the request ({status}): {_error_message(response)}")
+        _check_status(response)
         try:
             data = response.json()
             text = data["choices"][0]["message"]["content"]
@@ -174,6 +196,40 @@ class OpenAICompatibleProvider:
             prompt_tokens=_int(usage.get("prompt_tokens"), estimate_tokens(prompt)),
             completion_tokens=_int(usage.get("completion_tokens"), estimate_tokens(text)),
         )
+
+    def _parse_stream(
+        self, response: requests.Response, model: str, prompt: str, options: SummarizeOptions
+    ) -> Completion:
+        answer = sse.read_answer(response, options.on_delta, timeout_s=self.config.timeout_s)
+        text = answer.text
+        if not text.strip():
+            raise LLMBadResponse("The LLM server answered with an empty completion.")
+        return Completion(
+            text=text.strip(),
+            model=answer.model or model,
+            prompt_tokens=_int(answer.usage.get("prompt_tokens"), estimate_tokens(prompt)),
+            completion_tokens=_int(answer.usage.get("completion_tokens"), estimate_tokens(text)),
+        )
+
+
+def _is_event_stream(response: requests.Response) -> bool:
+    return response.headers.get("Content-Type", "").split(";")[0].strip().lower() == "text/event-stream"
+
+
+def _check_status(response: requests.Response) -> None:
+    """An error status as its LLMError (the same whether the answer was to be streamed or not)."""
+    status = response.status_code
+    if status == 429:
+        raise LLMRateLimited(
+            "The LLM server is rate limiting requests (429).",
+            retry_after=ratelimit.retry_after_seconds(response.headers),
+        )
+    if status >= 500:
+        raise LLMUnavailable(
+            f"The LLM server failed ({status}).", retry_after=ratelimit.retry_after_seconds(response.headers)
+        )
+    if status >= 400:
+        raise LLMBadRequest(f"The LLM server refused the request ({status}): {_error_message(response)}")
 
 
 def _int(value, default: int) -> int:
