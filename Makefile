@@ -48,6 +48,7 @@ stack: $(STAMP)
 ## make bench: every benchmark at a small scale (a few minutes), results in docs/benchmarks.md
 bench: $(STAMP) check-services
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk); }
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/bench.txt
 	$(BIN)/python -m bench.run --scale $(or $(SCALE),small)
 
 lint: $(STAMP)

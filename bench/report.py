@@ -7,7 +7,16 @@ import json
 
 from bench.common import RESULTS, ROOT
 
-ORDER = ["rest_list", "growth", "pipeline", "llm_throughput", "websocket", "extraction", "long_documents"]
+ORDER = [
+    "rest_list",
+    "growth",
+    "pipeline",
+    "llm_throughput",
+    "websocket",
+    "extraction",
+    "long_documents",
+    "quality",
+]
 
 
 def load() -> list[dict]:
@@ -57,6 +66,12 @@ def render(results: list[dict]) -> str:
         if result.get("details"):
             lines += ["| measurement | value |", "| --- | --- |"]
             lines += [f"| {k} | {v} |" for k, v in result["details"].items()]
+            lines.append("")
+        for table in result.get("tables", []):  # e.g. the summary-quality table: system × ROUGE
+            lines += [f"*{table['title']}*", ""]
+            lines.append("| " + " | ".join(table["columns"]) + " |")
+            lines.append("|" + " --- |" * len(table["columns"]))
+            lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in table["rows"]]
             lines.append("")
         if result.get("notes"):
             lines += [f"**Notes.** {result['notes']}", ""]
