@@ -55,6 +55,8 @@ _BYLINE = re.compile(
 _LATEX = re.compile(r"@x(?:math|cite)\d*|\$|\^\{|_\{")
 _RESIDUE = re.compile(r"\\[a-zA-Z]+\{?|\[\s*(?:eq|fig|sec|tab|app)\s*:|\(\s*\)|\[\s*\]")
 _TERMINAL = ".!?…。！？؟।\"'”’»)]"
+_NUMERIC_WORD = re.compile(r"(?<!\w)\d")
+_SYMBOLS = re.compile(r"[^\w\s.,;:!?'\"’“”\-–—()%]|_")
 _TIMESTAMP = re.compile(r"\b\d{1,2}:\d{2}\b")
 
 
@@ -143,7 +145,7 @@ def _add(text: str, start: int, end: int, units: list[Unit]) -> None:
 
 def word_count(text: str) -> int:
     """Length in 'words': \\w runs, a CJK character counting as half a word."""
-    wide = len(_WIDE.findall(text))
+    wide = 0 if text.isascii() else len(_WIDE.findall(text))
     if not wide:
         return len(_WORD.findall(text))
     return len(_WORD.findall(_WIDE.sub(" ", text))) + math.ceil(wide / 2)
@@ -153,7 +155,7 @@ def is_prose(sentence: str) -> bool:
     """Whether a unit reads as a sentence of prose (see the module docstring)."""
     if sentence.startswith(("#", "|")) or not sentence.endswith(tuple(_TERMINAL)):
         return False  # a heading, a table row, a caption or a list item without a stop
-    wide = len(_WIDE.findall(sentence))
+    wide = 0 if sentence.isascii() else len(_WIDE.findall(sentence))
     words = _WORD.findall(sentence)
     if wide:
         return wide >= 6
@@ -163,8 +165,7 @@ def is_prose(sentence: str) -> bool:
         return False
     if _RESIDUE.search(sentence) or len(_LATEX.findall(sentence)) * 4 > len(words):
         return False
-    letters = sum(1 for word in words if word[0].isalpha() and (len(word) == 1 or not word.isupper()))
+    letters = len(words) - len(_NUMERIC_WORD.findall(sentence)) - sum(map(str.isupper, words))
     if letters < 0.6 * len(words):  # numbers, codes, shouting: a table row or a header
         return False
-    symbols = sum(1 for ch in sentence if not (ch.isalnum() or ch.isspace() or ch in ".,;:!?'\"’“”-–—()%"))
-    return symbols <= 0.1 * len(sentence)
+    return len(_SYMBOLS.findall(sentence)) <= 0.1 * len(sentence)

@@ -89,11 +89,18 @@ _CUES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Candidate:
     unit: Unit
     words: int
-    bigrams: frozenset
+    _bigrams: frozenset | None = None
+
+    @property
+    def bigrams(self) -> frozenset:
+        """Its word bigrams (worked out for the few units the selection looks at)."""
+        if self._bigrams is None:
+            self._bigrams = _bigrams(self.unit.text)
+        return self._bigrams
 
 
 def summarize_text(text: str, max_words: int = 150, *, format: str = "prose", favour=(), scale: float = 1.0) -> str:
@@ -114,8 +121,8 @@ def select(text: str, max_words: int, *, format: str = "prose", favour=(), scale
     pool = prose or units
     if not pool:
         return []
-    scores, bags, doc_freq = _scores(pool, favour, scale)
-    candidates = [_Candidate(unit, word_count(unit.text), _bigrams(unit.text)) for unit in pool]
+    candidates = [_Candidate(unit, word_count(unit.text)) for unit in pool]
+    scores, bags, doc_freq = _scores(pool, favour, scale, [candidate.words for candidate in candidates])
     most = formats.SHORT_MAX_SENTENCES if format == "short" else len(pool)
     # Coverage: a unit gains for the text's recurring terms it would add (Lin & Bilmes' budgeted
     # coverage, greedy): repeating what is already said gains nothing.
@@ -149,7 +156,7 @@ def select(text: str, max_words: int, *, format: str = "prose", favour=(), scale
     return [pool[i] for i in sorted(chosen)]
 
 
-def _scores(pool: list[Unit], favour, scale: float = 1.0) -> tuple[list[float], list[set], Counter]:
+def _scores(pool: list[Unit], favour, scale: float, lengths: list[int]) -> tuple[list[float], list[set], Counter]:
     bags = [Counter(_terms(unit.text)) for unit in pool]
     doc_freq: Counter[str] = Counter()
     for bag in bags:
@@ -183,16 +190,17 @@ def _scores(pool: list[Unit], favour, scale: float = 1.0) -> tuple[list[float], 
         centrality = similarity / best
         score = centrality + weight / (1 + rank / POSITION_SCALE) if centrality >= MIN_CENTRALITY else 0.0
         score += FAVOUR_WEIGHT * sum(1 for cue in cues if cue.search(unit.text))
-        if word_count(unit.text) > LONG_UNIT_WORDS:
+        if lengths[rank] > LONG_UNIT_WORDS:
             score *= 0.5
         scores.append(score)
     return scores, [set(bag) for bag in bags], doc_freq
 
 
 def _terms(sentence: str) -> list[str]:
-    words = [w.lower() for w in _WORD.findall(_WIDE.sub(" ", sentence))]
+    wide = not sentence.isascii() and _WIDE.search(sentence)
+    words = _WORD.findall((_WIDE.sub(" ", sentence) if wide else sentence).lower())
     terms = [w[:PREFIX] for w in words if w not in _STOPWORDS and not w.isdigit()]
-    if _WIDE.search(sentence):  # no spaces between words: use character bigrams
+    if wide:  # no spaces between words: use character bigrams
         chars = [c for c in sentence if _WIDE.match(c)]
         terms += [a + b for a, b in itertools.pairwise(chars)]
     return terms
