@@ -17,7 +17,7 @@ budget. arXiv and PubMed ("long set"): the budget is the reference abstract's wo
 Lead-k takes the leading sentences that fit it. Every extractive baseline counts its budget the
 way Precis does (its `_length` or `word_count`) and uses one offline regex sentence splitter (no
 NLTK data). For the long set also Precis through `summarize_document` map-reduce (a local provider whose context
-is SMALL_CONTEXT tokens) against the single call.
+is SMALL_CONTEXT tokens, and TINY_CONTEXT beside it) against the single call.
 
 Scores: rouge-score's ROUGE-1/2/Lsum F-measure × 100 with its Porter stemmer, sentences joined by
 "\\n" for Lsum; 95 % bootstrap intervals over documents (BOOTSTRAP resamples, fixed seed, the same
@@ -53,7 +53,8 @@ SET_NAMES = {"cnndm": "CNN/DM", "arxiv": "arXiv", "pubmed": "PubMed"}
 LIMITS = {"small": {"cnndm": 200, "long": 20}, "full": {"cnndm": None, "long": None}}
 BOOTSTRAP = 1000
 SEED = 1234
-SMALL_CONTEXT = 1536  # tokens: long papers go through map-reduce
+SMALL_CONTEXT = 4096  # tokens: a small LLM context (a 4k model); long papers go through map-reduce
+TINY_CONTEXT = 1536  # ... and an extreme one, reported beside it
 PARAGRAPH_SENTENCES = 5  # papers come as bare sentence lists: every 5 sentences make a paragraph
 NEAR_DUPLICATE = 0.5  # word-bigram containment of two sentences of one summary
 PUBLISHED_LEAD3 = {"rouge1": 40.34, "rouge2": 17.70, "rougeL": 36.57}  # See et al. 2017, Table 1
@@ -205,12 +206,12 @@ class SumyRanker:
         return _fit([(info.order, str(info.sentence)) for info in ranked], budget, count)
 
 
-def _small_context_provider():
+def _small_context_provider(tokens: int = SMALL_CONTEXT):
     from summaries.providers.local import LocalProvider
 
     class SmallContextLocal(LocalProvider):
         def context_tokens(self) -> int:
-            return SMALL_CONTEXT
+            return tokens
 
     return SmallContextLocal()
 
@@ -330,7 +331,7 @@ def evaluate_long(set_name: str, rows: list[dict], ev: Evaluation, rankers: dict
     from summaries.providers.local import LocalProvider, summarize_text
     from summaries.providers.tokens import estimate_tokens
 
-    small, plain = _small_context_provider(), LocalProvider()
+    small, tiny, plain = _small_context_provider(), _small_context_provider(TINY_CONTEXT), LocalProvider()
     layout = ""
     for row in rows:
         text, layout = paper_text(row)
@@ -353,6 +354,8 @@ def evaluate_long(set_name: str, rows: list[dict], ev: Evaluation, rankers: dict
         split, seconds = _timed(_through_summarizer, small, text, budget)
         ev.add(set_name, "Precis map-reduce", reference, _output_sentences(split.text), seconds)
         ev.precis_outputs.append((set_name, "map-reduce", split.text, budget))
+        tiny_split, seconds = _timed(_through_summarizer, tiny, text, budget)
+        ev.add(set_name, f"Precis map-reduce ({TINY_CONTEXT})", reference, _output_sentences(tiny_split.text), seconds)
         stats = mapreduce.setdefault(set_name, {"docs": 0, "map_reduce": 0, "prompt": 0, "doc": 0, "chunks": 0})
         stats["docs"] += 1
         if split.strategy == "map_reduce":
@@ -415,6 +418,10 @@ def run(scale: str, data_dir: str | Path | None = None) -> dict | None:
         d, lo, hi = ev.paired_delta(name, "Precis map-reduce", "Precis single call")
         figures.append(figure(f"{SET_NAMES[name]}: map-reduce R1 − single call R1", d, "≥ −1", d >= -1, "points"))
         details[f"{SET_NAMES[name]} map-reduce − single R1, 95 % CI"] = f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        d, lo, hi = ev.paired_delta(name, f"Precis map-reduce ({TINY_CONTEXT})", "Precis single call")
+        details[f"{SET_NAMES[name]} map-reduce at {TINY_CONTEXT} tokens − single R1, 95 % CI"] = (
+            f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        )
     prompt = sum(s["prompt"] for s in mapreduce.values())
     doc = sum(s["doc"] for s in mapreduce.values())
     ratio = prompt / doc if doc else float("nan")

@@ -4,7 +4,8 @@ When the rendered prompt fits the provider's context (minus room for the answer)
 call. Otherwise map-reduce (summaries.chunking.plan): the content is cut at section and
 paragraph boundaries into chunks that fit next to the template; each chunk is summarized
 with the same template (map) with a length in proportion to its share of the document
-(PARTIAL_WORDS_FACTOR × `max_words` in all, so the reduce step has a choice), and the
+(PARTIAL_WORDS_FACTOR × `max_words` in all, at most what one reduce call holds, so
+the reduce step has a choice), and the
 partial summaries are combined with the template again (reduce), in document order under
 their section titles; repeated while they still do not fit. With `parallel` > 1 the map
 steps run that many at a time (an LLM waits on the network; the local summarizer keeps
@@ -37,7 +38,7 @@ from .providers.tokens import estimate_tokens
 
 MAX_CHUNKS = 400  # beyond this the rest of the document is left out (truncated=True)
 MAX_REDUCE_ROUNDS = 4
-PARTIAL_WORDS_FACTOR = 3  # the partials' length in all, per word of the summary asked for
+PARTIAL_WORDS_FACTOR = 5  # the partials' length in all, per word of the summary asked for
 MIN_PARTIAL_WORDS = 25
 
 
