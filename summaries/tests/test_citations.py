@@ -182,6 +182,11 @@ def test_system_templates_formats_and_citations_through_the_api(tenant, django_c
             (source,) = cite["sources"]
             assert LONG_TEXT[source["start"] : source["end"]] == sentence and source["page"] is None
 
+    from realtime.models import StoredEvent
+
+    created = StoredEvent.unscoped_objects.get(type="summary.created", data__id=bullets["id"])
+    assert created.data["citations"] == bullets["citations"]  # the event carries them too
+
     page = admin_client(tenant.admin).get(f"/admin/summaries/summary/{bullets['id']}/change/").content.decode()
     first = bullets["citations"][0]["sources"][0]
     assert f"<mark>{LONG_TEXT[first['start'] : first['end']]}</mark>" in page.replace("&#x27;", "'")

@@ -108,3 +108,47 @@ def test_template_too_big_for_context(provider):
             context=context(paragraphs(20)),
             options=SummarizeOptions(max_words=50),
         )
+
+
+SECTIONED = "\n\n".join(
+    [
+        "Introduction",
+        *[f"Intro paragraph {i} explains why harbours matter to the region and its trade." for i in range(6)],
+        "Methods",
+        *[f"Method paragraph {i} says how the traffic at the quay was counted each day." for i in range(10)],
+        "Results",
+        "The one result: traffic doubled in a year.",
+    ]
+)
+
+
+class TestSections:
+    def test_chunks_end_at_section_boundaries_and_know_their_titles(self):
+        from summaries.chunking import plan
+
+        chunks = plan(SECTIONED, 200)
+        # a section starts a chunk once the chunk is half full; a short one joins the chunk before
+        assert [c.title for c in chunks] == ["Introduction", "Methods", "Methods / Results"]
+        for chunk in chunks:
+            text = chunk.plain(SECTIONED)
+            assert not ("Intro paragraph" in text and "Method paragraph" in text)  # the section boundary is a cut
+            assert all(SECTIONED[p.start : p.end].endswith(".") for p in chunk.pieces)  # whole paragraphs
+
+    def test_map_budgets_follow_each_chunks_share_and_reduce_sees_titled_partials_in_order(self, provider, fake_llm):
+        result = summarize_document(
+            provider=provider,
+            template_body="{{ document.content }}",
+            context=context(SECTIONED),
+            options=SummarizeOptions(max_words=40),
+        )
+        assert result.strategy == "map_reduce"
+        *maps, reduce = fake_llm.requests
+        sizes = [estimate_tokens(r["messages"][-1]["content"]) for r in maps]
+        budgets = [r["max_tokens"] for r in maps]
+        big, small = sizes.index(max(sizes)), sizes.index(min(sizes))
+        assert budgets[big] > budgets[small]  # a bigger share of the document, a longer partial
+        prompt = reduce["messages"][-1]["content"]
+        titles = [line for line in prompt.split("\n") if line.startswith("## ")]
+        assert titles[0] == "## Introduction" and len(titles) == len(maps)
+        order = [next(i for i, name in enumerate(["Introduction", "Methods", "Results"]) if name in t) for t in titles]
+        assert order == sorted(order)  # the partials in document order
