@@ -14,7 +14,6 @@ from channels.testing import WebsocketCommunicator
 from accounts.models import User
 from accounts.tokens import PrecisRefreshToken, token_pair_for
 from config.asgi import application
-from conftest import make_tenant
 from realtime import events
 from realtime.models import StoredEvent
 
@@ -31,16 +30,6 @@ async def _close_thread_connections():
     from django.db import connections
 
     await sync_to_async(connections.close_all)()
-
-
-@pytest.fixture
-def org_a(transactional_db):
-    return make_tenant("Acme")
-
-
-@pytest.fixture
-def org_b(transactional_db):
-    return make_tenant("Globex")
 
 
 async def connect(user=None, *, token=None, via="protocol", query="", headers=None):

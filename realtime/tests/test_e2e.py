@@ -17,8 +17,8 @@ from conftest import make_tenant
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def events_until(ws, stop_type: str, job_id: str, timeout: float = 30) -> list[dict]:
-    """Read events until `stop_type` for `job_id` arrives (or the deadline passes)."""
+def read_until(ws, stop, timeout: float = 30) -> list[dict]:
+    """Every event up to the first that `stop(event)` accepts (which is the last one returned)."""
     seen: list[dict] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -27,13 +27,18 @@ def events_until(ws, stop_type: str, job_id: str, timeout: float = 30) -> list[d
         except TimeoutError:
             break
         seen.append(event)
-        if event["type"] == stop_type and event["data"].get("id") == job_id:
+        if stop(event):
             return seen
-    raise AssertionError(f"no {stop_type} for {job_id}; got {[e['type'] for e in seen]}")
+    raise AssertionError(f"the awaited event never came; got {[e['type'] for e in seen]}")
 
 
-def open_socket(server, token: str):
-    return connect(f"{server.ws}/ws/events/", subprotocols=["bearer", token], open_timeout=10)
+def events_until(ws, stop_type: str, job_id: str, timeout: float = 30) -> list[dict]:
+    """Read events until `stop_type` for `job_id` arrives (or the deadline passes)."""
+    return read_until(ws, lambda event: event["type"] == stop_type and event["data"].get("id") == job_id, timeout)
+
+
+def open_socket(server, token: str, query: str = ""):
+    return connect(f"{server.ws}/ws/events/{query}", subprotocols=["bearer", token], open_timeout=10)
 
 
 def test_watch_a_job_live_on_two_servers(daphne_pair, tenant):

@@ -8,35 +8,21 @@ import json
 import uuid
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
 
-from conftest import make_tenant, make_user
+from conftest import make_user
 from organizations.models import Organization
 from realtime import events
 from realtime.models import StoredEvent
-from realtime.tests.test_consumer import assert_silent, connect, publish, receive
+from realtime.tests.test_consumer import (
+    _close_thread_connections,  # noqa: F401 (an autouse fixture)
+    assert_silent,
+    connect,
+    publish,
+    receive,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _close_thread_connections():
-    """The consumer's database work runs in asgiref's worker thread: close its connection."""
-    yield
-    from django.db import connections
-
-    await sync_to_async(connections.close_all)()
-
-
-@pytest.fixture
-def org_a(transactional_db):
-    return make_tenant("Acme")
-
-
-@pytest.fixture
-def org_b(transactional_db):
-    return make_tenant("Globex")
 
 
 async def delta(org, owner, text: str, job: str | None = None) -> bool:

@@ -5,18 +5,17 @@ client library (`websockets`) on every socket."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from itertools import pairwise
 
 import pytest
 import requests
-from websockets.sync.client import connect
 
 from accounts.tokens import token_pair_for
 from config.tests.process_fixtures import wait_until
 from conftest import make_tenant, make_user
 from jobs.models import Job
+from realtime.tests.test_e2e import open_socket, read_until
 from summaries.models import Summary
 from summaries.tests.fake_llm import FakeLLM
 
@@ -32,31 +31,11 @@ def access(user) -> str:
     return token_pair_for(user)["access"]
 
 
-def open_socket(server, token: str, query: str = ""):
-    ws = connect(f"{server.ws}/ws/events/{query}", subprotocols=["bearer", token], open_timeout=10)
-    return ws
-
-
 def ready(*sockets) -> None:
     """A socket has joined its groups once it answers a ping."""
     for ws in sockets:
         ws.send(json.dumps({"type": "ping"}))
         assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
-
-
-def read_until(ws, stop: Callable[[dict], bool], timeout: float = 30) -> list[dict]:
-    """Every event up to the first that `stop` accepts (which is the last one returned)."""
-    seen: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            event = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-        except TimeoutError:
-            break
-        seen.append(event)
-        if stop(event):
-            return seen
-    raise AssertionError(f"stop event never came; got {[e['type'] for e in seen]}")
 
 
 def summary_of(job_id: str) -> Callable[[dict], bool]:
