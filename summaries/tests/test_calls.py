@@ -8,20 +8,11 @@ import pytest
 
 from jobs.services import JobTimedOut
 from summaries.calls import JobCalls, RetriesSpent, RetryLater
-from summaries.providers import get_provider
 from summaries.providers.base import LLMBadRequest, SummarizeOptions
 from summaries.summarizer import Cancelled
 from summaries.tests.fake_llm import Reply
 
 OPTIONS = SummarizeOptions(max_words=50)
-
-
-@pytest.fixture
-def provider(fake_llm, settings):
-    settings.LLM_TIMEOUT_S = 1
-    settings.LLM_MAX_RETRIES = 3
-    settings.LLM_MODEL = "fake-model"
-    return get_provider("openai")
 
 
 def no_sleep(_seconds):

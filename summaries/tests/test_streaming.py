@@ -14,7 +14,7 @@ import pytest
 
 from summaries import streaming
 from summaries.calls import JobCalls, RetriesSpent
-from summaries.providers import get_provider, openai, ratelimit
+from summaries.providers import openai, ratelimit
 from summaries.providers.base import (
     LLMBadRequest,
     LLMBadResponse,
@@ -28,14 +28,6 @@ from summaries.providers.tokens import estimate_tokens
 from summaries.tests.fake_llm import FakeLLM, Reply
 
 PROMPT = "Please summarize: " + " ".join(f"point{i}" for i in range(20))
-
-
-@pytest.fixture
-def provider(fake_llm, settings):
-    settings.LLM_TIMEOUT_S = 1
-    settings.LLM_MAX_RETRIES = 3
-    settings.LLM_MODEL = "fake-model"
-    return get_provider("openai")
 
 
 class Heard:
