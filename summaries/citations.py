@@ -30,6 +30,7 @@ _MARKERS = re.compile(r"\s*((?:\[\s*\d{1,5}(?:\s*[,;–-]\s*\d{1,5})*\s*\])+)")
 _NUMBERS = re.compile(r"\d{1,5}(?:\s*[–-]\s*\d{1,5})?")
 _SPACE = re.compile(r"\s+")
 _AFTER_STOP = re.compile(r"([.!?。！？])\s*((?:\[\s*\d[\d\s,;–-]*\])+)")
+_OPEN_MARKER = re.compile(r"\s*\[[\d\s,;–-]*$")
 _BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?])")
 MAX_RANGE = 20  # "[3-7]" cites each paragraph; a wider range is taken as its two ends
 
@@ -137,6 +138,13 @@ def from_markers(
             sources.append({"start": p_start, "end": p_end, "page": page_of(p_start, page_offsets)})
         citations.append({"start": start, "end": end, "sources": sources})
     return text, citations
+
+
+def without_markers(text: str) -> str:
+    """The text with its [n] markers removed, and a marker still being written at its end
+    ("… in 2024 [1"): what a streamed answer's reader is shown."""
+    text = _BEFORE_PUNCTUATION.sub(r"\1", _MARKERS.sub("", text))
+    return _OPEN_MARKER.sub("", text)
 
 
 def _units_with_markers(answer: str) -> list[tuple[str, list[int]]]:

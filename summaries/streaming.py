@@ -11,8 +11,9 @@ order, so a job's deltas always reach a socket before its `summary.created`.
 Each event is `{"job", "document", "text", "index"}` (`index`: 0, 1, 2 … per attempt of the
 job; a retried call starts its text over), sent with `realtime.events.send_live`: never
 stored, never replayed after a reconnect, and seen only by the job's creator and the org's
-admins (the consumer applies the job events' rule). The delta's text is the model's raw
-answer; the stored summary (summary.created) is what counts.
+admins (the consumer applies the job events' rule). The delta's text is the model's answer
+so far without its paragraph markers (`[3]`), unless the request keeps them; the stored
+summary (summary.created) is what counts.
 
 Publishing never breaks the job: a failed send is logged and publishing pauses for
 OUTAGE_PAUSE_S, so a channel layer that is down costs the stream one send timeout per pause,
@@ -29,6 +30,8 @@ from collections.abc import Callable
 from jobs.models import Job
 from realtime.events import send_live
 
+from .citations import without_markers
+
 logger = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 0.1  # at most ~10 events per second per job
@@ -43,6 +46,7 @@ class _DeltaPublisher:
         self.user_id = job.created_by_id
         self.job_id = str(job.pk)
         self.document_id = str(job.document_id) if job.document_id else None
+        self.keep_markers = bool((job.payload.get("options") or {}).get("citation_markers"))
         self._clock = clock
         self._lock = threading.Lock()  # held while sending: the deltas leave in order
         self._index = 0
@@ -60,7 +64,8 @@ class _DeltaPublisher:
                 self._next_send_at = now + OUTAGE_PAUSE_S
 
     def _send(self, text: str) -> bool:
-        data = {"job": self.job_id, "document": self.document_id, "text": text, "index": self._index}
+        shown = text if self.keep_markers else without_markers(text)
+        data = {"job": self.job_id, "document": self.document_id, "text": shown, "index": self._index}
         try:
             return send_live(self.org_id, "summary.delta", data, user_id=self.user_id)
         except Exception:  # send_live does not raise; this is the job's last line of defence

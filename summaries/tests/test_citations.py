@@ -63,6 +63,12 @@ def test_markers_become_citations_and_leave_the_text():
     assert kept == "The terminal was approved [2]. It costs 400 million euros [4].\n- Fishermen worry [3][4]."
 
 
+def test_a_streamed_text_is_shown_without_markers():
+    assert citations.without_markers("Approved [2]. It costs 400 million [4][5]. Fishers worry [3") == (
+        "Approved. It costs 400 million. Fishers worry"
+    )
+
+
 def test_no_markers_no_citations():
     text, cites = citations.from_markers("A summary without any markers.", citations.paragraphs(DOCUMENT))
     assert (text, cites) == ("A summary without any markers.", [])

@@ -207,8 +207,22 @@ def sent(monkeypatch):
     return got
 
 
-def a_job():
-    return SimpleNamespace(org_id=uuid.uuid4(), created_by_id=uuid.uuid4(), pk=uuid.uuid4(), document_id=uuid.uuid4())
+def a_job(**options):
+    return SimpleNamespace(
+        org_id=uuid.uuid4(),
+        created_by_id=uuid.uuid4(),
+        pk=uuid.uuid4(),
+        document_id=uuid.uuid4(),
+        payload={"options": options},
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "shown"), [({}, "Approved. Costs"), ({"citation_markers": True}, "Approved [2]. Costs [3")]
+)
+def test_the_reader_sees_the_markers_only_when_the_summary_keeps_them(sent, options, shown):
+    streaming._DeltaPublisher(a_job(**options), clock=Clock())("Approved [2]. Costs [3")
+    assert sent[0].data["text"] == shown
 
 
 def test_the_publisher_sends_at_most_ten_a_second_and_the_latest_text_wins(sent):
