@@ -1,10 +1,11 @@
 """Splitting long text into chunks that fit a token budget, on natural boundaries.
 
 `plan()` is what map-reduce uses: the document's paragraphs (numbered, for citations) are
-grouped into sections under their headings, and packed into chunks that end at a section
-boundary whenever the chunk is at least half full, else at a paragraph boundary; only a
-paragraph too big for a chunk is cut, between its sentences (a sentence too big, between
-characters). Every chunk knows its section titles, which the reduce step shows.
+grouped into sections under their headings, and packed into chunks: a section that does not
+fit whole in the chunk being filled starts a new one if that chunk is at least half full,
+else the chunk ends at a paragraph boundary inside the section; only a paragraph too big
+for a chunk is cut, between its sentences (a sentence too big, between characters). Every
+chunk knows its section titles, which the reduce step shows.
 `split_text()` packs any text (the partial summaries of a second reduce round).
 """
 
@@ -75,22 +76,16 @@ def plan(document: str, max_tokens: int, *, numbered: bool = False) -> list[Chun
         raise ValueError("max_tokens must be positive")
     chunks: list[Chunk] = []
     current = Chunk(titles=[""], pieces=[])
-    title = ""
-    number = 0
-    for start, end in paragraphs(document):
-        body = document[start:end]
-        if is_heading(body):
-            title = body.lstrip("#").strip()
-            if current.pieces and current.tokens >= max_tokens // 2:  # a section boundary: a good cut
-                chunks.append(current)
-                current = Chunk(titles=[title], pieces=[])
-            elif not current.pieces:
-                current.titles = [title]
-            else:
-                current.titles.append(title)
-            continue
-        number += 1
-        for piece in _pieces(document, number, start, end, max_tokens - estimate_tokens(title) - 8):
+    for title, pieces in _sections(document, max_tokens):
+        size = sum(piece.tokens + 1 for piece in pieces) + (estimate_tokens(title) + 2 if title else 0)
+        if current.pieces and current.tokens + size > max_tokens and current.tokens >= max_tokens // 2:
+            chunks.append(current)  # the section would not fit whole: cut at its boundary, not inside it
+            current = Chunk(titles=[title], pieces=[])
+        elif not current.pieces:
+            current.titles = [title]
+        elif title:
+            current.titles.append(title)
+        for piece in pieces:
             if current.pieces and current.tokens + piece.tokens + 1 > max_tokens:
                 chunks.append(current)
                 current = Chunk(titles=[title], pieces=[])
@@ -101,6 +96,22 @@ def plan(document: str, max_tokens: int, *, numbered: bool = False) -> list[Chun
     if current.pieces:
         chunks.append(current)
     return chunks
+
+
+def _sections(document: str, max_tokens: int) -> list[tuple[str, list[Piece]]]:
+    """The document's sections in order: each heading's title and the pieces of the
+    paragraphs under it (numbered 1, 2, … across the document; headings get no number)."""
+    sections: list[tuple[str, list[Piece]]] = [("", [])]
+    number = 0
+    for start, end in paragraphs(document):
+        body = document[start:end]
+        if is_heading(body):
+            sections.append((body.lstrip("#").strip(), []))
+            continue
+        number += 1
+        title, pieces = sections[-1]
+        pieces.extend(_pieces(document, number, start, end, max_tokens - estimate_tokens(title) - 8))
+    return [(title, pieces) for title, pieces in sections if pieces]
 
 
 def _pieces(document: str, number: int, start: int, end: int, max_tokens: int) -> list[Piece]:

@@ -237,7 +237,8 @@ def _clip(text: str, max_words: int) -> str:
 
 
 class LocalProvider:
-    """Offline extractive summaries; ignores the prompt's instructions, uses the text."""
+    """Offline extractive summaries of the source text, laid out as the options ask (it cannot
+    read the prompt's instructions: templates say what to favour instead)."""
 
     name = "local"
     extractive = True

@@ -129,6 +129,8 @@ class TestSections:
         chunks = plan(SECTIONED, 200)
         # a section starts a chunk once the chunk is half full; a short one joins the chunk before
         assert [c.title for c in chunks] == ["Introduction", "Methods", "Methods / Results"]
+        # a section that fits whole joins the chunk being filled: no half-empty chunks
+        assert [c.title for c in plan(SECTIONED, 280)] == ["Introduction", "Methods / Results"]
         for chunk in chunks:
             text = chunk.plain(SECTIONED)
             assert not ("Intro paragraph" in text and "Method paragraph" in text)  # the section boundary is a cut
