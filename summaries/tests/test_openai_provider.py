@@ -149,3 +149,20 @@ def test_missing_usage_is_estimated(provider, fake_llm):
     fake_llm.then(Reply(body=b'{"choices": [{"message": {"content": "short answer"}}]}'))
     completion = provider.summarize("a prompt of some length", OPTIONS)
     assert completion.prompt_tokens > 0 and completion.completion_tokens > 0 and completion.model == "fake-model"
+
+
+@pytest.mark.parametrize(
+    ("format", "max_words", "wording", "limit"),
+    [
+        ("bullets", 100, 'one point per line, each line starting with "- "', 100),
+        ("short", 300, "one or two sentences", 45),
+    ],
+)
+def test_the_format_and_length_reach_the_model(provider, fake_llm, format, max_words, wording, limit):
+    from summaries import formats
+
+    provider.summarize("Please summarize: alpha beta gamma", SummarizeOptions(max_words=max_words, format=format))
+    request = fake_llm.requests[-1]
+    system = request["messages"][0]["content"]
+    assert wording in system and f"at most {limit} words" in system
+    assert request["max_tokens"] == formats.max_tokens(format, max_words) < 2 * limit + 40
