@@ -6,6 +6,7 @@ finish and failure are logged with the task and job ids bound; each worker
 process reports a heartbeat (seen in /metrics and /health/ready).
 """
 
+import itertools
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 _task_started: dict[str, float] = {}
+HEARTBEAT_S = 15.0  # the metrics' worker-alive beat; the capacity registration is refreshed more often
 
 
 def _log():
@@ -110,19 +112,27 @@ def _start_heartbeat(sender=None, signal=None, **_):
     import socket
 
     from config.metrics import worker_heartbeat
-    from jobs import runtime
+    from jobs import capacity, runtime
 
     name = f"{socket.gethostname()}:{os.getpid()}"
     main = signal is signals.worker_ready  # the main process holds the capacity registration
 
+    interval = capacity.REFRESH_S if main else HEARTBEAT_S
+    every = max(1, round(HEARTBEAT_S / interval))
+
     def beat() -> None:
-        while True:
+        failing = False
+        for count in itertools.count():
             try:
-                worker_heartbeat(name)
+                if count % every == 0:
+                    worker_heartbeat(name)
                 if main:
                     runtime.worker_refresh()
+                failing = False
             except Exception as exc:  # Redis blip: try again next beat
-                _log().warning("heartbeat failed", error=exc.__class__.__name__)
-            time.sleep(15)
+                if not failing:  # once per outage
+                    _log().warning("heartbeat failed", error=exc.__class__.__name__)
+                failing = True
+            time.sleep(interval)
 
     threading.Thread(target=beat, name="precis-heartbeat", daemon=True).start()

@@ -86,7 +86,10 @@ def worker_ready(consumer) -> None:
     pool = consumer.pool
     processes = int(getattr(pool, "num_processes", None) or getattr(pool, "limit", None) or 1)
     threads = "thread" in type(pool).__module__
-    slots = {queue: (scheduler.io_slots(queue) if threads else None) or processes for queue in queues}
+    # A threads worker's queues each get their setting's slots, but never more than its threads
+    # (`--concurrency` may say fewer): a slot counted with no thread behind it holds jobs in the
+    # broker, ahead of the next organization's.
+    slots = {queue: min((scheduler.io_slots(queue) if threads else None) or processes, processes) for queue in queues}
     _registration = (f"{consumer.hostname}:{os.getpid()}", slots)
     capacity.register(*_registration)
     logger.info("worker %s: slots %s", _registration[0], slots)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from config.tests.process_fixtures import Worker, wait_until
-from jobs import holders
+from jobs import capacity, holders
 from jobs.models import Job
 from jobs.runtime import tick
 from summaries.models import Summary
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 LEASE_S = 60  # the workers' JOB_LEASE_S: what recovery used to wait for
 TAKEOVER_WITHIN_S = 25  # well before it: the beat's HOLDER_DEAD_AFTER_S, a worker's start, the LLM probe
+SLOTS_GONE_WITHIN_S = 10  # a dead worker's registered slots
 WATCH_S = 2 * holders.HOLDER_DEAD_AFTER_S + 2  # long enough for a wrong takeover to show
 
 
@@ -165,3 +166,25 @@ def test_a_live_holder_is_never_taken_over(workers, fake_llm, tenant):
     done = wait_until(lambda: (row := job_row(job_id)).status in ("succeeded", "failed") and row, timeout=30)
     assert done.status == "succeeded" and done.attempts == 1
     assert timezone.now() < first.lease_expires_at  # all of it within the first attempt's lease
+
+
+def test_a_killed_worker_s_slots_stop_counting_within_seconds(workers):
+    """Until they do, the scheduler hands jobs to a worker that is gone, and they wait in the
+    broker ahead of everyone's next job (a registration used to count for 45 s)."""
+    before = capacity.capacity(["llm"])["llm"]
+    dead = workers("vanishing", "threads", 7)
+    assert capacity.capacity(["llm"])["llm"] == before + 7
+    dead.kill()
+    killed_at = time.monotonic()
+    wait_until(lambda: capacity.capacity(["llm"])["llm"] == before, timeout=SLOTS_GONE_WITHIN_S)
+    assert time.monotonic() - killed_at <= SLOTS_GONE_WITHIN_S
+    alive = workers("staying", "threads", 3)
+    watch_until = time.monotonic() + SLOTS_GONE_WITHIN_S  # a live one's refreshes keep it counting
+
+    def kept() -> bool:
+        assert capacity.capacity(["llm"])["llm"] == before + 3
+        return time.monotonic() > watch_until
+
+    wait_until(kept, timeout=SLOTS_GONE_WITHIN_S + 10, interval=0.5)
+    alive.stop()
+    assert capacity.capacity(["llm"])["llm"] == before  # a goodbye counts at once

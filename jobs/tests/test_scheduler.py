@@ -4,7 +4,6 @@ The rounds here stop short of sending (`_pick`: choose and mark), on a capacity 
 sets; tests/test_fairness.py runs the whole loop through real worker processes.
 """
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -161,15 +160,19 @@ def test_the_llm_gate_keeps_work_in_the_fair_queue_when_the_limiter_is_booked(sl
 class TestCapacityRegistry:
     """On the broker's real Redis, under queue names of the test's own."""
 
-    def test_register_refresh_expire_unregister(self, monkeypatch):
+    def test_register_refresh_expire_unregister(self):
         queues = ["test-cap-a", "test-cap-b"]
         client = capacity.broker_redis()
         client.delete(*(f"precis-capacity:{q}" for q in queues))
         capacity.register("w1@host", {"test-cap-a": 32, "test-cap-b": 32})
         capacity.register("w2@host", {"test-cap-a": 2})
         assert capacity.capacity(queues) == {"test-cap-a": 34, "test-cap-b": 32}
-        later = time.time() + capacity.REGISTRATION_TTL_S + 1
-        monkeypatch.setattr(capacity.time, "time", lambda: later)
+        seconds, _ = client.time()  # entries are stamped by Redis's clock
+        for queue in queues:  # as if neither had been refreshed for longer than the TTL
+            for worker in client.hkeys(f"precis-capacity:{queue}"):
+                slots = client.hget(f"precis-capacity:{queue}", worker).decode().partition("|")[0]
+                stale = seconds - capacity.REGISTRATION_TTL_S - 1
+                client.hset(f"precis-capacity:{queue}", worker, f"{slots}|{stale}")
         assert capacity.capacity(queues) == {"test-cap-a": 0, "test-cap-b": 0}  # not refreshed: gone
         capacity.register("w1@host", {"test-cap-a": 32, "test-cap-b": 32})  # its heartbeat comes back
         assert capacity.capacity(queues) == {"test-cap-a": 32, "test-cap-b": 32}
