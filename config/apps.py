@@ -1,4 +1,11 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
+
+
+class PrecisAdminConfig(AdminConfig):
+    """django.contrib.admin with Precis' site (config.admin): its name, the org's dashboard."""
+
+    default_site = "config.admin.PrecisAdminSite"
 
 
 class PrecisConfig(AppConfig):

@@ -19,7 +19,7 @@ class Integration(TenantModel):
         ERROR = "error", "Error"
 
     provider = models.CharField(max_length=32)
-    name = models.CharField(max_length=200, blank=True, default="")
+    name = models.CharField(max_length=200, blank=True, default="", help_text="How members tell this connection apart.")
     account_name = models.CharField(max_length=200, blank=True, default="")
     external_account_id = models.CharField(max_length=200, blank=True, default="")
     scopes = models.JSONField(default=list, blank=True)

@@ -31,7 +31,7 @@ class BaseModel(models.Model):
 
 
 class Organization(BaseModel):
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, help_text="Shown to members, in the admin's header and in mails.")
     slug = models.SlugField(max_length=64, unique=True)
     is_active = models.BooleanField(default=True)
     # Sequence of the org's realtime events (realtime.events): gap-free, in commit order.
@@ -76,10 +76,19 @@ class Invitation(TenantModel):
     the response that creates the invitation.
     """
 
-    email = models.EmailField(max_length=254)
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    email = models.EmailField(
+        max_length=254, help_text="The invitation is mailed here; accepting it proves the address."
+    )
+    role = models.CharField(
+        max_length=16,
+        choices=Role.choices,
+        default=Role.MEMBER,
+        help_text="Admins manage members, templates and integrations; members work with documents.",
+    )
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    expires_at = models.DateTimeField(default=_invitation_expiry)
+    expires_at = models.DateTimeField(
+        default=_invitation_expiry, help_text="After this the link no longer works (at most INVITATION_TTL_DAYS)."
+    )
     accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -45,6 +45,7 @@ class Summary(TenantModel):
     )
 
     class Meta(TenantModel.Meta):
+        verbose_name_plural = "summaries"
         indexes = [
             models.Index(fields=["org", "-created_at"], name="summary_org_created"),
             models.Index(fields=["document", "-created_at"], name="summary_document_created"),

@@ -29,9 +29,11 @@ class Template(TenantModel):
     org = models.ForeignKey(
         "organizations.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True, default="")
-    body = models.TextField()
+    name = models.CharField(max_length=200, help_text="Unique in the organization; members pick templates by it.")
+    description = models.TextField(blank=True, default="", help_text="What the template is for, shown to members.")
+    body = models.TextField(
+        help_text="The prompt. Placeholders: {{ document.title }}, {{ document.content }}, {{ document.language }}."
+    )
     # The intent every provider honours (summaries.formats): the layout, the default length,
     # and what the built-in extractive summarizer should favour (it cannot read the body).
     format = models.CharField(

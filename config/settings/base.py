@@ -45,7 +45,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # --- Applications -----------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "config.apps.PrecisAdminConfig",  # django.contrib.admin with Precis' site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -244,3 +244,56 @@ def test_deletes_in_the_browser_go_through_the_services(page, live_server, orgs)
     assert not Document.unscoped_objects.filter(pk=document.pk).exists()
     job.refresh_from_db()
     assert job.status == Job.Status.CANCELLED
+
+
+def test_the_dashboard_shows_the_api_s_figures(page, live_server, orgs):
+    """Issue 17: the admin's index is the organization's dashboard; its figures are the API's
+    (the other organization's rows in the same tables are not counted)."""
+    require_chromium()
+    acme = orgs["acme"].tenant
+    for title in ("Board minutes", "Supplier contract"):
+        Document.unscoped_objects.create(
+            org=acme.org, title=title, source="upload", content=title, char_count=len(title), created_by=acme.admin
+        )
+    Job.unscoped_objects.create(
+        org=acme.org,
+        kind="summarize",
+        status="failed",
+        error={"code": "llm_timeout", "detail": "The LLM did not answer in time."},
+        created_by=acme.admin,
+    )
+    Integration.unscoped_objects.create(
+        org=acme.org, provider="google_drive", name="Acme Drive", status="needs_reauth", created_by=acme.admin
+    )
+    log_in(page, live_server.url, acme.admin.email)
+    assert page.inner_text("#site-name") == "Precis administration · Acme"
+    assert page.title() == "Dashboard | Precis"
+    assert page.locator(".precis-dashboard svg.precis-chart").count() == 5
+
+    api = acme.client()
+    documents = api.get("/api/v1/documents/").json()["results"]
+    by_source: dict[str, int] = {}
+    for row in documents:
+        by_source[row["source"]] = by_source.get(row["source"], 0) + 1
+    shown = {
+        cell.get_attribute("data-source"): int(cell.inner_text())
+        for cell in page.locator("#dashboard-documents td[data-source]").all()
+    }
+    assert shown == by_source == {"manual": 1, "upload": 2}
+
+    jobs = api.get("/api/v1/jobs/", {"all": "true"}).json()["results"]
+    shown_jobs = {
+        cell.get_attribute("data-status"): int(cell.inner_text())
+        for cell in page.locator("#dashboard-jobs td[data-status]").all()
+    }
+    assert shown_jobs == {s: sum(1 for j in jobs if j["status"] == s) for s in ("failed", "queued")}
+    assert int(page.inner_text("#dashboard-failures td[data-code=llm_timeout]")) == 1
+    assert "Acme Drive" in page.inner_text("#dashboard-integrations")
+    assert "Globex" not in page.inner_text("#content")
+
+    summaries = api.get("/api/v1/summaries/").json()["results"]
+    tokens = sum(s["prompt_tokens"] + s["completion_tokens"] for s in summaries if s["provider"] == "local")
+    assert int(page.inner_text("#dashboard-usage td[data-tokens=local]")) == tokens
+    if os.environ.get("PRECIS_SCREENSHOTS"):  # docs/admin.md's pictures
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.screenshot(path=str(Path(os.environ["PRECIS_SCREENSHOTS"]) / "admin-dashboard.png"), full_page=True)
