@@ -17,6 +17,9 @@ class JobAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_select_related = ["document", "created_by"]
     actions = ["cancel_jobs"]
 
+    def lookup_allowed(self, lookup, value, request):
+        return lookup == "batch__id__exact" or super().lookup_allowed(lookup, value, request)  # a batch's jobs
+
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
 

@@ -2,19 +2,15 @@
 
 import pytest
 from django.core.files.base import ContentFile
-from django.test import Client
 
-from conftest import PASSWORD
+from conftest import admin_client
 from documents.models import Document
-from jobs.models import Job
+from jobs.models import Batch, Job
+from summaries.models import Summary
+from templates_app.models import Template
 
 pytestmark = pytest.mark.django_db
-
-
-def admin_client(user) -> Client:
-    client = Client()
-    assert client.login(email=user.email, password=PASSWORD)
-    return client
+CHANGELIST = "/admin/documents/document/"
 
 
 @pytest.fixture
@@ -47,7 +43,8 @@ def test_content_is_read_only(tenant, docs):
     url = f"/admin/documents/document/{docs['acme'].id}/change/"
     page = client.get(url).content
     assert b'name="content"' not in page and b"long text" in page
-    client.post(url, {"title": "Renamed", "metadata": "{}", "content": "hacked"})
+    inline = {"summaries-TOTAL_FORMS": "0", "summaries-INITIAL_FORMS": "0"}  # the summaries shown below
+    client.post(url, {"title": "Renamed", "metadata": "{}", "content": "hacked", **inline})
     docs["acme"].refresh_from_db()
     assert docs["acme"].title == "Renamed" and docs["acme"].content.startswith("long text")
 
@@ -93,3 +90,131 @@ class TestDeleteGoesThroughTheService:
             {"action": "delete_selected", "_selected_action": [str(foreign.pk)], "post": "yes"},
         )
         assert Document.unscoped_objects.filter(pk=foreign.pk).exists()
+
+
+def summarize(client, documents, **form):
+    data = {"action": "summarize", "_selected_action": [str(d.pk) for d in documents]}
+    if form:
+        data |= {"apply": "1", **form}
+    return client.post(CHANGELIST, data)
+
+
+@pytest.fixture
+def templates(tenant, other_tenant):
+    return {
+        t.org.slug: Template.unscoped_objects.create(
+            org=t.org, name=f"{t.org.name} brief", body="{{ document.content }}"
+        )
+        for t in (tenant, other_tenant)
+    }
+
+
+def test_summarize_asks_for_the_options_on_a_page_of_its_own(tenant, docs, templates):
+    page = summarize(admin_client(tenant.admin), [docs["acme"]])
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Summarize documents" in html and "Acme plan" in html
+    assert "Acme brief" in html and "Executive summary" in html  # own and system templates
+    assert "Globex" not in html
+    assert not Job.unscoped_objects.exists()
+
+
+def test_summarize_one_document_starts_its_job(tenant, docs, templates):
+    client = admin_client(tenant.admin)
+    response = summarize(client, [docs["acme"]], template=str(templates["acme"].pk), provider="local", max_words="80")
+    assert response.status_code == 302
+    (job,) = Job.unscoped_objects.all()
+    assert (job.org_id, job.document_id, job.kind, job.created_by_id) == (
+        tenant.org.id,
+        docs["acme"].id,
+        "summarize",
+        tenant.admin.id,
+    )
+    assert job.payload["template_id"] == str(templates["acme"].pk) and job.payload["options"] == {"max_words": 80}
+    message = client.get(response["Location"]).content.decode()
+    assert f"/admin/jobs/job/{job.pk}/change/" in message and "Summarizing “Acme plan”" in message
+
+
+def test_summarize_several_documents_starts_a_batch(tenant, docs, templates):
+    second = Document.unscoped_objects.create(org=tenant.org, title="Acme memo", content="Costs fell.", sha256="1" * 64)
+    client = admin_client(tenant.admin)
+    response = summarize(client, [docs["acme"], second], template=str(templates["acme"].pk), provider="local")
+    assert response.status_code == 302
+    (batch,) = Batch.unscoped_objects.all()
+    assert batch.org_id == tenant.org.id and batch.total == 2
+    assert set(Job.unscoped_objects.values_list("document_id", flat=True)) == {docs["acme"].id, second.id}
+    page = client.get(response["Location"]).content.decode()
+    assert f"?batch__id__exact={batch.pk}" in page
+    jobs = client.get("/admin/jobs/job/", {"batch__id__exact": str(batch.pk)}).content.decode()
+    assert jobs.count("Acme memo") == 1 and jobs.count("Acme plan") == 1
+
+
+@pytest.mark.parametrize(
+    "form, field",
+    [
+        ({"provider": "local", "max_words": "5"}, "max_words"),
+        ({"provider": "local", "max_words": "99999999999999999999"}, "max_words"),
+        ({"provider": "local", "max_words": "ten"}, "max_words"),
+        ({"provider": "no-such-llm"}, "provider"),
+        ({"provider": "local", "max_words": "1\x00"}, "max_words"),
+    ],
+)
+def test_bad_options_are_said_on_the_page_and_start_nothing(tenant, docs, templates, form, field):
+    form = {"template": str(templates["acme"].pk), **form}
+    page = summarize(admin_client(tenant.admin), [docs["acme"]], **form)
+    assert page.status_code == 200
+    assert 'class="form-row errors"' in page.content.decode()
+    assert not Job.unscoped_objects.exists()
+
+
+def test_another_organization_s_template_or_documents_cannot_be_used(tenant, docs, templates):
+    client = admin_client(tenant.admin)
+    page = summarize(client, [docs["acme"]], template=str(templates["globex"].pk), provider="local")
+    assert page.status_code == 200 and "Select a valid choice" in page.content.decode()
+    response = summarize(client, [docs["globex"]], template=str(templates["acme"].pk), provider="local")
+    assert response.status_code == 302  # "Items must be selected": nothing of theirs is in the selection
+    assert not Job.unscoped_objects.exists()
+
+
+def test_a_member_cannot_summarize_from_the_admin(tenant, docs, templates):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(tenant.member)
+    response = summarize(client, [docs["acme"]], template=str(templates["acme"].pk), provider="local")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert not Job.unscoped_objects.exists()
+
+
+def test_a_failed_document_is_refused_with_the_reason(tenant, docs, templates):
+    Document.unscoped_objects.filter(pk=docs["acme"].pk).update(
+        status="failed", error={"code": "extraction_timeout", "detail": "The file took too long to read."}
+    )
+    client = admin_client(tenant.admin)
+    response = summarize(client, [docs["acme"]], template=str(templates["acme"].pk), provider="local")
+    page = client.get(response["Location"]).content.decode()
+    assert "Not started: The document cannot be summarized: The file took too long to read." in page
+    assert not Job.unscoped_objects.exists()
+
+
+def test_the_document_page_shows_its_summaries_with_provenance_and_citations(tenant, docs):
+    document = docs["acme"]
+    Summary.unscoped_objects.create(
+        org=tenant.org,
+        document=document,
+        content="Long text.",
+        provider="openai",
+        model="gpt-test-model",
+        prompt_tokens=321,
+        completion_tokens=45,
+        latency_ms=1234,
+        strategy="map_reduce",
+        chunk_count=3,
+        source_sha256=document.sha256,
+        prompt_sha256="0" * 64,
+        citations=[{"start": 0, "end": 10, "sources": [{"start": 5, "end": 14}]}],
+    )
+    html = admin_client(tenant.admin).get(f"/admin/documents/document/{document.pk}/change/").content.decode()
+    for shown in ("Long text.", "gpt-test-model", "321", "45", "1234", "Map-reduce over chunks", "Cited passages"):
+        assert shown in html, shown
+    assert "<mark>text long</mark>" in html
