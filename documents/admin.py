@@ -2,12 +2,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Q
+from django.http import HttpResponseRedirect
 from django.template.defaultfilters import truncatechars
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework.exceptions import APIException
 
+from jobs.admin import LIVE_MEDIA, DocumentJobInline
 from organizations.tenancy import org_scope
 from organizations.tenant_admin import TenantAdminMixin
 from summaries.admin import SummaryInline
@@ -50,7 +52,12 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["created_by"]
     actions = ["summarize"]
-    inlines = [SummaryInline]
+    inlines = [DocumentJobInline, SummaryInline]
+
+    class Media:
+        js = LIVE_MEDIA["js"]
+        css = LIVE_MEDIA["css"]
+
     fields = [
         "org",
         "title",
@@ -133,6 +140,8 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"Not started: {error.detail}", messages.ERROR)
             return None
         self.message_user(request, message, messages.SUCCESS)
+        if len(documents) == 1:  # its page follows the job live
+            return HttpResponseRedirect(reverse("admin:documents_document_change", args=[documents[0].pk]))
         return None
 
 

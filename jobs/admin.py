@@ -1,21 +1,75 @@
 from django.contrib import admin, messages
+from django.forms.models import BaseInlineFormSet
+from django.utils.html import format_html
 
 from config.errors import Conflict
-from organizations.tenant_admin import TenantAdminMixin
+from organizations.tenant_admin import TenantAdminMixin, is_org_admin
 
 from . import services
 from .models import Job
 
+LIVE_MEDIA = {"js": ["precis_admin/live_jobs.js"], "css": {"all": ["precis_admin/admin.css"]}}
+
+
+class LiveJobFields:
+    """A job's status, progress and error as cells that follow it live (precis_admin/live_jobs.js)."""
+
+    @admin.display(description="status", ordering="status")
+    def live_status(self, job: Job):
+        return format_html('<span data-job-id="{}" data-field="status">{}</span>', job.pk, job.status)
+
+    @admin.display(description="progress", ordering="progress")
+    def live_progress(self, job: Job):
+        return format_html('<span data-job-id="{}" data-field="progress">{}%</span>', job.pk, job.progress)
+
+    @admin.display(description="error")
+    def live_error(self, job: Job):
+        error = job.error or {}
+        text = f"{error.get('code', 'error')}: {error.get('detail', '')}" if error else ""
+        return format_html('<span data-job-id="{}" data-field="error">{}</span>', job.pk, text)
+
+
+class _DocumentJobFormSet(BaseInlineFormSet):
+    @classmethod
+    def get_default_prefix(cls):
+        return "jobs"  # Job.document has no reverse name (related_name="+")
+
+
+class DocumentJobInline(LiveJobFields, admin.TabularInline):
+    """A document's jobs on its page, newest first, following their progress live."""
+
+    model = Job
+    formset = _DocumentJobFormSet
+    fk_name = "document"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ["-created_at"]
+    fields = readonly_fields = ["kind", "live_status", "live_progress", "live_error", "created_at"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser or is_org_admin(request)  # the document's page is scoped already
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Job)
-class JobAdmin(TenantAdminMixin, admin.ModelAdmin):
+class JobAdmin(LiveJobFields, TenantAdminMixin, admin.ModelAdmin):
     """Read-only: jobs change only through their state machine (cancel is an action)."""
 
-    list_display = ["id", "kind", "status", "progress", "attempts", "document", "created_by", "created_at"]
+    list_display = ["id", "kind", "live_status", "live_progress", "attempts", "document", "created_by", "created_at"]
     list_filter = ["kind", "status", "org"]
     search_fields = ["id"]
     list_select_related = ["document", "created_by"]
     actions = ["cancel_jobs"]
+
+    class Media:
+        js = LIVE_MEDIA["js"]
+        css = LIVE_MEDIA["css"]
 
     def lookup_allowed(self, lookup, value, request):
         return lookup == "batch__id__exact" or super().lookup_allowed(lookup, value, request)  # a batch's jobs

@@ -2,7 +2,9 @@
 
 Protocol (README, "Realtime"):
 - auth: `Sec-WebSocket-Protocol: bearer, <access token>` (answered with `bearer`) or `?token=`;
-  a missing/invalid/expired token, an inactive user or a user moved out of the org closes 4401;
+  without a token, the session cookie of a same-origin page (the admin's: `Origin` must be the
+  `Host` the socket was opened on, so no other site can use the cookie); a missing/invalid/
+  expired token or session, an inactive user or a user moved out of the org closes 4401;
 - the socket joins its org's group and its user's group, nothing else;
 - members get their own job events and the org's document/summary events, admins every job
   event of the org; the decision uses the event's data (never anything the client says);
@@ -25,12 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qs
+from importlib import import_module
+from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 from channels.consumer import get_handler_name
@@ -58,6 +62,7 @@ class Identity:
     is_admin: bool
     expires_at: float  # the access token's exp (epoch seconds)
     password_claim: str  # the token's hash of the password hash: a password change ends the socket
+    session_key: str = ""  # a session's socket: logging out ends it
 
 
 def _authenticate(token: str) -> Identity | None:
@@ -92,6 +97,44 @@ def _authenticate(token: str) -> Identity | None:
     )
 
 
+def _session_identity(scope) -> Identity | None:
+    """The user of a same-origin page's session, as Django's session authentication checks it
+    (the session's user, active, in an active org, its auth hash still the password's); the
+    socket lives until the session expires, and the recheck ends it on a password change."""
+    from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+    from django.http.cookie import parse_cookie
+    from django.utils.crypto import constant_time_compare
+    from rest_framework_simplejwt.utils import get_md5_hash_password
+
+    from accounts.models import Role, User
+
+    headers = dict(scope.get("headers") or [])
+    origin, host = headers.get(b"origin", b"").decode("latin-1"), headers.get(b"host", b"").decode("latin-1")
+    if not origin or not host or urlsplit(origin).netloc != host:
+        return None
+    key = parse_cookie(headers.get(b"cookie", b"").decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
+    if not key:
+        return None
+    session = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    user = User.objects.select_related("org").filter(pk=session.get(SESSION_KEY)).first()
+    if (
+        user is None
+        or not user.is_active
+        or user.org is None
+        or not user.org.is_active
+        or not constant_time_compare(session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash())
+    ):
+        return None
+    return Identity(
+        str(user.id),
+        str(user.org_id),
+        user.role == Role.ADMIN,
+        session.get_expiry_date().timestamp(),
+        get_md5_hash_password(user.password),
+        key,
+    )
+
+
 def _recheck(identity: Identity) -> Identity | None:
     """Is the socket's user still allowed (active, same org, same password)? With the current role."""
     from rest_framework_simplejwt.utils import get_md5_hash_password
@@ -105,11 +148,14 @@ def _recheck(identity: Identity) -> Identity | None:
         or str(user.org_id) != identity.org_id
         or not user.org.is_active
         or get_md5_hash_password(user.password) != identity.password_claim
+        or (identity.session_key and not _session_exists(identity.session_key))
     ):
         return None
-    return Identity(
-        identity.user_id, identity.org_id, user.role == Role.ADMIN, identity.expires_at, identity.password_claim
-    )
+    return dataclasses.replace(identity, is_admin=user.role == Role.ADMIN)
+
+
+def _session_exists(key: str) -> bool:
+    return import_module(settings.SESSION_ENGINE).SessionStore().exists(key)
 
 
 def _current_seq(org_id: str) -> int:
@@ -211,7 +257,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         token, via_protocol = _token_from(self.scope)
-        identity = await database_sync_to_async(_authenticate)(token) if token else None
+        if token:
+            identity = await database_sync_to_async(_authenticate)(token)
+        else:
+            identity = await database_sync_to_async(_session_identity)(self.scope)
         # Accept first: a close code only reaches the client on an open socket.
         await self.accept(subprotocol="bearer" if via_protocol else None)
         if identity is None:

@@ -43,7 +43,7 @@ def test_content_is_read_only(tenant, docs):
     url = f"/admin/documents/document/{docs['acme'].id}/change/"
     page = client.get(url).content
     assert b'name="content"' not in page and b"long text" in page
-    inline = {"summaries-TOTAL_FORMS": "0", "summaries-INITIAL_FORMS": "0"}  # the summaries shown below
+    inline = {f"{name}-{count}_FORMS": "0" for name in ("jobs", "summaries") for count in ("TOTAL", "INITIAL")}
     client.post(url, {"title": "Renamed", "metadata": "{}", "content": "hacked", **inline})
     docs["acme"].refresh_from_db()
     assert docs["acme"].title == "Renamed" and docs["acme"].content.startswith("long text")
@@ -131,8 +131,11 @@ def test_summarize_one_document_starts_its_job(tenant, docs, templates):
         tenant.admin.id,
     )
     assert job.payload["template_id"] == str(templates["acme"].pk) and job.payload["options"] == {"max_words": 80}
-    message = client.get(response["Location"]).content.decode()
-    assert f"/admin/jobs/job/{job.pk}/change/" in message and "Summarizing “Acme plan”" in message
+    assert response["Location"] == f"/admin/documents/document/{docs['acme'].pk}/change/"  # where it is followed
+    page = client.get(response["Location"]).content.decode()
+    assert f"/admin/jobs/job/{job.pk}/change/" in page and "Summarizing “Acme plan”" in page
+    assert f'<span data-job-id="{job.pk}" data-field="status">queued</span>' in page
+    assert "precis_admin/live_jobs.js" in page
 
 
 def test_summarize_several_documents_starts_a_batch(tenant, docs, templates):

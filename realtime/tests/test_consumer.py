@@ -383,3 +383,88 @@ class TestDispatchLoop:
         redis_gone.set()
         with pytest.raises(ConnectionError):
             await ws.receive_output(timeout=3)
+
+
+def _session_cookie(user) -> bytes:
+    """The admin's session cookie, as a browser signed in at /admin/ holds it."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+
+async def session_socket(cookie: bytes, origin: bytes | None = b"http://localhost", host: bytes = b"localhost"):
+    headers = [(b"host", host), (b"cookie", cookie)] + ([(b"origin", origin)] if origin else [])
+    communicator = WebsocketCommunicator(application, PATH, headers=headers)
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected  # accepted only so that a close code reaches the client
+    return communicator
+
+
+class TestSessionAuth:
+    """Issue 17: the admin's pages follow jobs over /ws/events/ with the admin's session."""
+
+    async def test_an_admin_page_s_session_gets_the_org_s_job_events(self, org_a, org_b):
+        ws = await session_socket(await sync_to_async(_session_cookie)(org_a.admin))
+        await ws.send_to(text_data='{"type": "ping"}')
+        assert await receive(ws) == {"type": "pong"}
+        job_id = str(uuid.uuid4())
+        await publish(org_b.org, "job.succeeded", {"id": str(uuid.uuid4())}, user_id=str(org_b.admin.id))
+        await publish(org_a.org, "job.succeeded", {"id": job_id}, user_id=str(org_a.member.id))  # a member's job
+        event = await receive(ws)
+        assert (event["type"], event["data"]["id"]) == ("job.succeeded", job_id)
+        await assert_silent(ws)
+        await ws.disconnect()
+
+    async def test_a_member_s_session_follows_the_token_rules(self, org_a):
+        ws = await session_socket(await sync_to_async(_session_cookie)(org_a.member))
+        await publish(org_a.org, "job.succeeded", {"id": str(uuid.uuid4())}, user_id=str(org_a.admin.id))
+        own = str(uuid.uuid4())
+        await publish(org_a.org, "job.succeeded", {"id": own}, user_id=str(org_a.member.id))
+        assert (await receive(ws))["data"]["id"] == own  # the admin's job was not shown
+        await ws.disconnect()
+
+    @pytest.mark.parametrize(
+        "origin, host",
+        [
+            (None, b"localhost"),  # no Origin: not a page, and a cookie alone proves nothing
+            (b"http://localhost:8001", b"localhost"),  # another origin the validator lets through
+            (b"http://localhost", b"127.0.0.1"),
+        ],
+    )
+    async def test_only_a_same_origin_page_s_session_counts(self, org_a, origin, host, settings):
+        settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+        ws = await session_socket(await sync_to_async(_session_cookie)(org_a.admin), origin=origin, host=host)
+        assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+
+    @pytest.mark.parametrize("case", ["garbage", "logged_out", "inactive", "password_changed"])
+    async def test_a_session_that_is_no_longer_valid_closes_4401(self, org_a, case):
+        cookie = await sync_to_async(_session_cookie)(org_a.admin)
+
+        def spoil():
+            from django.contrib.sessions.models import Session
+
+            user = User.objects.get(pk=org_a.admin.pk)
+            if case == "logged_out":
+                Session.objects.all().delete()
+            elif case == "inactive":
+                User.objects.filter(pk=user.pk).update(is_active=False)
+            elif case == "password_changed":
+                user.set_password("a-brand-new-passphrase-7")
+                user.save()
+
+        await sync_to_async(spoil)()
+        ws = await session_socket(b"sessionid=not-a-session" if case == "garbage" else cookie)
+        assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+
+    async def test_logging_out_ends_the_socket(self, org_a, settings):
+        from django.contrib.sessions.models import Session
+
+        settings.REALTIME_RECHECK_S = 0.2
+        ws = await session_socket(await sync_to_async(_session_cookie)(org_a.admin))
+        await ws.send_to(text_data='{"type": "ping"}')
+        assert await receive(ws) == {"type": "pong"}
+        await sync_to_async(Session.objects.all().delete)()
+        assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
