@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework.exceptions import APIException
 
-from jobs.admin import LIVE_MEDIA, DocumentJobInline
+from jobs.admin import LIVE_MEDIA, DocumentJobInline, live_context
 from organizations.tenancy import org_scope
 from organizations.tenant_admin import TenantAdminMixin
 from summaries.admin import SummaryInline
@@ -57,6 +57,9 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
     class Media:
         js = LIVE_MEDIA["js"]
         css = LIVE_MEDIA["css"]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return super().change_view(request, object_id, form_url, {**live_context(request), **(extra_context or {})})
 
     fields = [
         "org",

@@ -11,6 +11,14 @@ from .models import Job
 LIVE_MEDIA = {"js": ["precis_admin/live_jobs.js"], "css": {"all": ["precis_admin/admin.css"]}}
 
 
+def live_context(request) -> dict:
+    """For a page with live job cells: where its socket starts (the org's newest event)."""
+    from realtime.events import last_event_id
+
+    org_id = getattr(request.user, "org_id", None)
+    return {"events_since": last_event_id(org_id) if org_id else None}
+
+
 class LiveJobFields:
     """A job's status, progress and error as cells that follow it live (precis_admin/live_jobs.js)."""
 
@@ -70,6 +78,9 @@ class JobAdmin(LiveJobFields, TenantAdminMixin, admin.ModelAdmin):
     class Media:
         js = LIVE_MEDIA["js"]
         css = LIVE_MEDIA["css"]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**live_context(request), **(extra_context or {})})
 
     def lookup_allowed(self, lookup, value, request):
         return lookup == "batch__id__exact" or super().lookup_allowed(lookup, value, request)  # a batch's jobs

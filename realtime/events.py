@@ -249,6 +249,16 @@ def _names(group: list[Event]) -> str:
     return ", ".join(f"{event['envelope']['type']} {event['envelope']['id']}" for event in group)
 
 
+def last_event_id(org_id) -> str | None:
+    """The id of the org's newest stored event: a page rendered now follows from there
+    (`/ws/events/?since=`), so nothing that happens before its socket opens is missed."""
+    from .models import StoredEvent
+
+    newest = StoredEvent.unscoped_objects.filter(org_id=org_id).order_by("-seq").values_list("event_id", flat=True)
+    first = newest.first()
+    return str(first) if first else None
+
+
 def stored_envelope(row) -> Event:
     return Event(
         envelope=Envelope(

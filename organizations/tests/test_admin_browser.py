@@ -294,6 +294,53 @@ def test_the_dashboard_shows_the_api_s_figures(page, live_server, orgs):
     summaries = api.get("/api/v1/summaries/").json()["results"]
     tokens = sum(s["prompt_tokens"] + s["completion_tokens"] for s in summaries if s["provider"] == "local")
     assert int(page.inner_text("#dashboard-usage td[data-tokens=local]")) == tokens
-    if os.environ.get("PRECIS_SCREENSHOTS"):  # docs/admin.md's pictures
+    screenshot(page, "admin-dashboard")
+
+
+def screenshot(page, name: str) -> None:
+    """docs/admin.md's pictures, when PRECIS_SCREENSHOTS names their folder."""
+    if os.environ.get("PRECIS_SCREENSHOTS"):
         page.set_viewport_size({"width": 1280, "height": 900})
-        page.screenshot(path=str(Path(os.environ["PRECIS_SCREENSHOTS"]) / "admin-dashboard.png"), full_page=True)
+        page.screenshot(path=str(Path(os.environ["PRECIS_SCREENSHOTS"]) / f"{name}.png"), full_page=True)
+
+
+def test_a_summary_started_from_the_admin_is_followed_live(page, daphne_pair, fake_llm):
+    """Issue 17: summarize a document from the action, watch its job reach `succeeded` on the
+    document's page without reloading (over /ws/events/ with the admin's session, through
+    daphne and a real worker), then read the summary inline."""
+    require_chromium()
+    fake_llm.latency = 2.0  # the LLM takes its time: the page is rendered long before the answer
+    acme, globex = make_tenant("Acme"), make_tenant("Globex")
+    text = "The council approved the new library budget. The budget funds longer opening hours. " * 3
+    document = Document.unscoped_objects.create(
+        org=acme.org, title="Library budget", content=text, char_count=len(text), created_by=acme.admin
+    )
+    Document.unscoped_objects.create(org=globex.org, title="Globex memo", content="x", created_by=globex.admin)
+    base = daphne_pair[0].http
+    log_in(page, base, acme.admin.email)
+
+    page.goto(f"{base}/admin/documents/document/")
+    assert "Globex memo" not in page.inner_text("#content")
+    page.check(f"input[name=_selected_action][value='{document.pk}']")
+    page.select_option("select[name=action]", "summarize")
+    submit(page, "button[name=index]")  # "Go": the options page
+    assert "Library budget" in page.inner_text("#content")
+    page.select_option("select[name=template]", label="Executive summary")
+    page.select_option("select[name=provider]", "openai")
+    screenshot(page, "admin-summarize")
+    submit(page, "#summarize-form input[type=submit]")
+
+    assert page.url == f"{base}/admin/documents/document/{document.pk}/change/", page.url
+    job = Job.unscoped_objects.get(document=document)
+    status = page.locator(f'[data-job-id="{job.pk}"][data-field="status"]')
+    assert status.inner_text() in ("queued", "running")
+    page.evaluate("window.precisNotReloaded = true")
+    status.filter(has_text="succeeded").wait_for(timeout=30_000)
+    page.locator("#precis-live-notice").wait_for()  # summary.created came over the socket too
+    assert page.evaluate("window.precisNotReloaded") is True  # the same page all along
+    page.click("#precis-live-notice a")
+    page.wait_for_load_state()
+    inline = page.inner_text("#summaries-group")
+    assert "Summary: " in inline and "opening hours" in inline  # the loopback LLM's answer
+    assert "openai" in inline and "succeeded" in page.inner_text("#jobs-group")
+    screenshot(page, "admin-document")

@@ -2,11 +2,12 @@
 // status | progress | error) follows its job over /ws/events/, signed in by the admin's session.
 // A socket that drops reconnects with ?since= (the server replays what was missed); a resync
 // or a new summary offers a reload.
-(function () {
+function precisLiveJobs() {
   "use strict";
   if (!document.querySelector("[data-job-id]")) return;
   var scheme = location.protocol === "https:" ? "wss" : "ws";
-  var since = null;
+  var start = document.querySelector('meta[name="precis-events-since"]');
+  var since = start ? start.getAttribute("content") : null; // the page's state is as of this event
   var delay = 1000;
 
   function notice(text) {
@@ -54,4 +55,7 @@
     };
   }
   connect();
-})();
+}
+// The admin loads its media in <head>: start once the page's cells exist.
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", precisLiveJobs);
+else precisLiveJobs();
