@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, IntegerField, Q, Sum
 from django.db.models.fields.json import KeyTextTransform
@@ -66,7 +66,7 @@ def figures(org_id: uuid.UUID | None) -> Figures:
     by_source = dict(
         scoped(Document).order_by().values_list("source").annotate(n=Count("id")).values_list("source", "n")
     )
-    recent = scoped(Job).filter(created_at__date__gte=days[0])
+    recent = scoped(Job).filter(created_at__gte=_start_of(days[0]))  # a range the org/created index serves
     jobs_by_day: dict[str, list[int]] = {}
     for status, day, n in (
         recent.order_by()
@@ -90,7 +90,7 @@ def figures(org_id: uuid.UUID | None) -> Figures:
     calls = Cast(KeyTextTransform("calls", "job__result"), IntegerField())
     for provider, day, tokens, counted, uncounted in (
         scoped(Summary)
-        .filter(created_at__date__gte=month[0])
+        .filter(created_at__gte=_start_of(month[0]))
         .order_by()
         .annotate(day=TruncDate("created_at"))
         .values_list("provider", "day")
@@ -126,6 +126,10 @@ def figures(org_id: uuid.UUID | None) -> Figures:
         calls_by_day=calls_by_day,
         integrations=integrations,
     )
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 # -- charts -----------------------------------------------------------------------------------------
