@@ -3,7 +3,7 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 
 from config.errors import Conflict
-from organizations.tenant_admin import TenantAdminMixin, is_org_admin
+from organizations.tenant_admin import ReadOnlyInlineMixin, TenantAdminMixin
 
 from . import services
 from .models import Job
@@ -43,26 +43,14 @@ class _DocumentJobFormSet(BaseInlineFormSet):
         return "jobs"  # Job.document has no reverse name (related_name="+")
 
 
-class DocumentJobInline(LiveJobFields, admin.TabularInline):
+class DocumentJobInline(ReadOnlyInlineMixin, LiveJobFields, admin.TabularInline):
     """A document's jobs on its page, newest first, following their progress live."""
 
     model = Job
     formset = _DocumentJobFormSet
     fk_name = "document"
-    extra = 0
-    can_delete = False
-    show_change_link = True
     ordering = ["-created_at"]
     fields = readonly_fields = ["kind", "live_status", "live_progress", "live_error", "created_at"]
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or is_org_admin(request)  # the document's page is scoped already
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Job)

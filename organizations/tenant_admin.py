@@ -52,6 +52,24 @@ def scope_queryset_for(request, queryset):
     return queryset.filter(**{field: request.user.org_id})
 
 
+class ReadOnlyInlineMixin:
+    """Put first in the bases of an inline that shows a scoped parent's rows read-only (an org
+    admin needs no Django permission rows; the parent's page is scoped already)."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser or is_org_admin(request)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class TenantAdminMixin:
     """Put first in the bases of every ModelAdmin of a tenant-owned model."""
 

@@ -1,22 +1,19 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from organizations.tenant_admin import TenantAdminMixin, is_org_admin
+from organizations.tenant_admin import ReadOnlyInlineMixin, TenantAdminMixin
 
 from .models import Summary
 
 CONTEXT_CHARS = 160  # of the document shown around each cited passage
 
 
-class SummaryInline(admin.StackedInline):
+class SummaryInline(ReadOnlyInlineMixin, admin.StackedInline):
     """A document's summaries on its page, newest first: the text, where it came from (provider,
     model, tokens, latency, strategy) and the passages it cites."""
 
     model = Summary
     fk_name = "document"
-    extra = 0
-    can_delete = False
-    show_change_link = True
     ordering = ["-created_at"]
     fields = [
         "content",
@@ -32,14 +29,8 @@ class SummaryInline(admin.StackedInline):
     def cited(self, summary: Summary):
         return cited_passages(summary)
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or is_org_admin(request)  # the document's page is scoped already
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("document")  # the cited passages read its text
 
 
 @admin.register(Summary)
