@@ -176,6 +176,31 @@ def assert_error_shape(response, status: int, code: str | None = None, attr: str
     return body
 
 
+@pytest.fixture
+def broker_down():
+    """A context manager: inside it, Celery's broker is a loopback port nobody listens on."""
+    import contextlib
+    import socket
+
+    from config.celery import app as celery_app
+
+    @contextlib.contextmanager
+    def down():
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            closed = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+        original = celery_app.conf.broker_url
+        celery_app.conf.broker_url = closed
+        celery_app.amqp._producer_pool = None  # producers are pooled per broker URL
+        try:
+            yield
+        finally:
+            celery_app.conf.broker_url = original
+            celery_app.amqp._producer_pool = None
+
+    return down
+
+
 class Ingest:
     """Runs ingest jobs here, in the test's transaction (the sandboxed extraction child is
     real; only Celery is skipped): `ingest(upload_response_or_job_id)` → the document after

@@ -1,5 +1,7 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponseRedirect
@@ -14,7 +16,7 @@ from organizations.tenancy import org_scope
 from organizations.tenant_admin import TenantAdminMixin
 from summaries.admin import SummaryInline
 
-from . import services
+from . import ingestion, services
 from .models import Document
 
 
@@ -42,12 +44,85 @@ class SummarizeForm(forms.Form):
         self.fields["provider"].initial = settings.LLM_PROVIDER if settings.LLM_PROVIDER in names else names[0]
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """One or many files from one input (Django's documented pattern)."""
+
+    widget = MultipleFileInput
+
+    def clean(self, data, initial=None):
+        items = data if isinstance(data, (list, tuple)) else [data]
+        return [super(MultipleFileField, self).clean(item, initial) for item in items if item] or [
+            super().clean(None, initial)
+        ]
+
+
+#: Files one upload page takes at once (the request as a whole stays under MAX_UPLOAD_BYTES).
+MAX_FILES_PER_UPLOAD = 20
+
+
+class UploadForm(forms.Form):
+    """The add page: files for the API's upload pipeline (documents.ingestion)."""
+
+    files = MultipleFileField(label="Files")
+    title = forms.CharField(
+        max_length=500, required=False, help_text="For a single file; by default a document is named after its file."
+    )
+
+    def __init__(self, *args, superuser: bool, **kwargs):
+        from organizations.models import Organization
+
+        super().__init__(*args, **kwargs)
+        limit = settings.MAX_UPLOAD_BYTES // (1024 * 1024)
+        self.fields["files"].help_text = (
+            f"PDF, DOCX, HTML, text or scanned images, up to {MAX_FILES_PER_UPLOAD} at a time and {limit} MB in all. "
+            "Their text is extracted in the background; each document's page follows it."
+        )
+        if superuser:
+            self.fields = {
+                "org": forms.ModelChoiceField(Organization.objects.filter(is_active=True), label="Organization"),
+                **self.fields,
+            }
+
+    def clean_files(self):
+        from config.errors import PrecisError
+
+        from .extraction import sniff
+        from .ingestion import original_name
+
+        files = self.cleaned_data["files"]
+        if len(files) > MAX_FILES_PER_UPLOAD:
+            raise forms.ValidationError(f"At most {MAX_FILES_PER_UPLOAD} files at a time.")
+        refused = []
+        for upload in files:
+            name = original_name(upload.name)
+            if upload.size > settings.MAX_UPLOAD_BYTES:
+                refused.append(f"{name}: over the limit of {settings.MAX_UPLOAD_BYTES} bytes.")
+                continue
+            try:
+                sniff(upload, filename=name)
+            except PrecisError as error:
+                refused.append(f"{name}: {error.detail}")
+        if refused:  # nothing is stored: the admin fixes the selection and sends it again
+            raise forms.ValidationError(refused)
+        return files
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("title") and len(cleaned.get("files") or []) > 1:
+            self.add_error("title", "A title is for a single file; several files are named after themselves.")
+        return cleaned
+
+
 @admin.register(Document)
 class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
     """Tenant-scoped; the text is shown read-only (edit it through the API)."""
 
-    list_display = ["title", "source", "content_type", "char_count", "excerpt", "created_by", "created_at"]
-    list_filter = ["source", "content_type", "created_at", "org"]
+    list_display = ["title", "status", "source", "content_type", "char_count", "excerpt", "created_by", "created_at"]
+    list_filter = ["status", "source", "content_type", "created_at", "org"]
     search_fields = ["title", "source_ref"]
     date_hierarchy = "created_at"
     list_select_related = ["created_by"]
@@ -61,11 +136,63 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return super().change_view(request, object_id, form_url, {**live_context(request), **(extra_context or {})})
 
+    # Starting jobs (upload, "Summarize…") commits first, then runs a scheduling round:
+    # these views leave ATOMIC_REQUESTS and open their own transactions.
+    @transaction.non_atomic_requests
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, extra_context)
+
+    @transaction.non_atomic_requests
+    def add_view(self, request, form_url="", extra_context=None):
+        """Upload one or many files through the API's pipeline: each becomes a `processing`
+        document with an ingest job; one file lands on its page, several on the list."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        posted = request.method == "POST"
+        form = UploadForm(
+            request.POST if posted else None, request.FILES if posted else None, superuser=request.user.is_superuser
+        )
+        if posted and form.is_valid():
+            org = form.cleaned_data.get("org") or request.user.org
+            try:
+                with org_scope(org.pk):
+                    documents = _accept_uploads(
+                        request.user, org, form.cleaned_data["files"], form.cleaned_data["title"]
+                    )
+            except APIException as error:  # the broker is down: nothing was kept
+                form.add_error(None, f"Not stored: {error.detail}")
+            else:
+                return self._uploaded(request, documents)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Upload documents",
+            "form": form,
+            "opts": self.model._meta,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/documents/document/upload.html", context)
+
+    def _uploaded(self, request, documents: list[Document]):
+        for document in documents:
+            self.log_addition(request, document, [{"added": {}}])
+        if len(documents) == 1:
+            self.message_user(
+                request, f"“{documents[0].title}” is stored; its text is being extracted.", messages.SUCCESS
+            )
+            return HttpResponseRedirect(reverse("admin:documents_document_change", args=[documents[0].pk]))
+        self.message_user(
+            request, f"{len(documents)} documents are stored; their text is being extracted.", messages.SUCCESS
+        )
+        return HttpResponseRedirect(reverse("admin:documents_document_changelist") + "?status__exact=processing")
+
     fields = [
         "org",
         "title",
+        "status",
+        "error_text",
         "source",
         "source_ref",
+        "original_filename",
         "content_type",
         "char_count",
         "sha256",
@@ -76,8 +203,11 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
         "content",
     ]
     readonly_fields = [
+        "status",
+        "error_text",
         "source",
         "source_ref",
+        "original_filename",
         "content_type",
         "char_count",
         "sha256",
@@ -95,12 +225,14 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
             super().get_queryset(request).defer("content", "search_vector").annotate(_excerpt=Substr("content", 1, 120))
         )
 
+    @admin.display(description="error")
+    def error_text(self, document: Document) -> str:
+        error = document.error or {}
+        return f"{error.get('code', 'error')}: {error.get('detail', '')}" if error else "—"
+
     @admin.display(description="excerpt")
     def excerpt(self, document: Document) -> str:
         return truncatechars(getattr(document, "_excerpt", None) or document.content, 100)
-
-    def has_add_permission(self, request, *args):
-        return False  # documents are created through the API, uploads or the import command
 
     def delete_model(self, request, obj):
         """The API's delete: unfinished jobs cancelled, the stored file removed after commit
@@ -146,6 +278,33 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
         if len(documents) == 1:  # its page follows the job live
             return HttpResponseRedirect(reverse("admin:documents_document_change", args=[documents[0].pk]))
         return None
+
+
+def _accept_uploads(user, org, files, title: str) -> list[Document]:
+    """The API's upload, for several files at once: all are stored in one transaction, then a
+    scheduling round starts their ingestion. With the broker down nothing stays and the
+    error is raised (jobs.views.start_or_fail)."""
+    from jobs.views import start_or_fail
+
+    with transaction.atomic():
+        documents = [
+            ingestion.document_accept_file(
+                org=org,
+                created_by=user,
+                stream=upload,
+                filename=upload.name or "",
+                source=Document.Source.UPLOAD,
+                title=title or None,
+            )[0]
+            for upload in files
+        ]
+
+    def forget() -> None:
+        for document in documents:
+            services.document_delete_unstarted(document=document)
+
+    start_or_fail(forget)
+    return documents
 
 
 def _start_summaries(user, org_id, documents, fields, site: str):

@@ -166,7 +166,7 @@ def test_bad_options_are_said_on_the_page_and_start_nothing(tenant, docs, templa
     form = {"template": str(templates["acme"].pk), **form}
     page = summarize(admin_client(tenant.admin), [docs["acme"]], **form)
     assert page.status_code == 200
-    assert 'class="form-row errors"' in page.content.decode()
+    assert 'class="form-row errors field-' in page.content.decode()
     assert not Job.unscoped_objects.exists()
 
 
@@ -221,3 +221,123 @@ def test_the_document_page_shows_its_summaries_with_provenance_and_citations(ten
     for shown in ("Long text.", "gpt-test-model", "321", "45", "1234", "Map-reduce over chunks", "Cited passages"):
         assert shown in html, shown
     assert "<mark>text long</mark>" in html
+
+
+class TestUpload:
+    """Issue 17: the add page uploads one or many files through the API's ingestion pipeline."""
+
+    ADD = "/admin/documents/document/add/"
+
+    @staticmethod
+    def files(*items):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        return [SimpleUploadedFile(name, body) for name, body in items]
+
+    def test_one_file_becomes_a_processing_document_with_its_ingest_job(self, tenant, other_tenant, media):
+        client = admin_client(tenant.admin)
+        page = client.get(self.ADD).content.decode()
+        assert 'type="file"' in page and "multiple" in page and "Upload documents" in page
+        assert 'name="org"' not in page  # an org admin uploads into their organization
+        response = client.post(
+            self.ADD,
+            {"files": self.files(("minutes.txt", b"The board met on Monday.")), "org": str(other_tenant.org.pk)},
+        )
+        assert response.status_code == 302
+        (document,) = Document.unscoped_objects.all()
+        assert (document.org_id, document.created_by_id, document.status, document.source) == (
+            tenant.org.id,
+            tenant.admin.id,
+            "processing",
+            "upload",
+        )
+        assert document.title == "minutes" and document.original_filename == "minutes.txt"
+        assert (media / document.file.name).read_bytes() == b"The board met on Monday."
+        (job,) = Job.unscoped_objects.all()
+        assert (job.kind, job.document_id, job.org_id) == ("ingest", document.id, tenant.org.id)
+        assert response["Location"] == f"/admin/documents/document/{document.pk}/change/"
+        page = client.get(response["Location"]).content.decode()
+        assert "its text is being extracted" in page
+        assert f'<span data-job-id="{job.pk}" data-field="status">' in page  # followed live
+
+    def test_several_files_land_on_the_list(self, tenant, media):
+        client = admin_client(tenant.admin)
+        files = self.files(("a.txt", b"First text."), ("b.html", b"<p>Second text.</p>"), ("c.md", b"# Third"))
+        response = client.post(self.ADD, {"files": files})
+        assert response.status_code == 302 and response["Location"].endswith("?status__exact=processing")
+        assert sorted(Document.unscoped_objects.values_list("title", flat=True)) == ["a", "b", "c"]
+        assert Job.unscoped_objects.filter(kind="ingest").count() == 3
+        listing = client.get(response["Location"]).content.decode()
+        assert "3 documents are stored" in listing and listing.count("processing") >= 3
+
+    def test_a_title_names_a_single_file(self, tenant, media):
+        client = admin_client(tenant.admin)
+        client.post(self.ADD, {"files": self.files(("x.txt", b"Text.")), "title": "Board minutes"})
+        assert Document.unscoped_objects.get().title == "Board minutes"
+
+    @pytest.mark.parametrize(
+        "files, title, said",
+        [
+            ([("a.txt", b"A."), ("b.txt", b"B.")], "One title", "A title is for a single file"),
+            ([("good.txt", b"Fine."), ("tool.exe", b"MZ\x90\x00\x03" + bytes(200))], "", "tool.exe:"),
+            ([("report.pdf", b"plain text, not a PDF")], "", "report.pdf: The file is named .pdf"),
+            ([], "", "This field is required"),
+            ([("x.txt", b"Text.")], "bad\x00title", "Null characters are not allowed"),
+            ([("x.txt", b"Text.")], "t" * 501, "at most 500 characters"),
+        ],
+    )
+    def test_bad_input_is_said_on_the_page_and_stores_nothing(self, tenant, media, files, title, said):
+        response = admin_client(tenant.admin).post(self.ADD, {"files": self.files(*files), "title": title})
+        assert response.status_code == 200
+        assert said in response.content.decode()
+        assert not Document.unscoped_objects.exists() and not Job.unscoped_objects.exists()
+        assert not any(media.rglob("*.*"))
+
+    def test_a_file_over_the_limit_is_refused(self, tenant, media, settings):
+        settings.MAX_UPLOAD_BYTES = 1000
+        response = admin_client(tenant.admin).post(self.ADD, {"files": self.files(("big.txt", b"x" * 1001))})
+        assert "big.txt: over the limit of 1000 bytes." in response.content.decode()
+        assert not Document.unscoped_objects.exists()
+
+    def test_too_many_files_at_once_are_refused(self, tenant, media):
+        from documents.admin import MAX_FILES_PER_UPLOAD
+
+        files = self.files(*[(f"{n}.txt", b"Text.") for n in range(MAX_FILES_PER_UPLOAD + 1)])
+        response = admin_client(tenant.admin).post(self.ADD, {"files": files})
+        assert f"At most {MAX_FILES_PER_UPLOAD} files at a time." in response.content.decode()
+        assert not Document.unscoped_objects.exists()
+
+    def test_with_the_broker_down_nothing_is_kept_and_the_page_says_so(
+        self, tenant, media, broker_down, django_capture_on_commit_callbacks
+    ):
+        with broker_down(), django_capture_on_commit_callbacks(execute=True):
+            response = admin_client(tenant.admin).post(self.ADD, {"files": self.files(("x.txt", b"Text."))})
+        assert response.status_code == 200
+        assert "Not stored: " in response.content.decode() and "unavailable" in response.content.decode()
+        assert not Document.unscoped_objects.exists()
+        assert not any(media.rglob("*.*"))
+
+    def test_a_member_cannot_upload(self, tenant, media):
+        from django.test import Client
+
+        client = Client()
+        client.force_login(tenant.member)
+        response = client.post(self.ADD, {"files": self.files(("x.txt", b"Text."))})
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+        assert not Document.unscoped_objects.exists()
+
+    def test_a_superuser_picks_the_organization(self, tenant, other_tenant, media):
+        from conftest import make_user
+
+        root = make_user(None, is_superuser=True)
+        client = admin_client(root)
+        assert 'name="org"' in client.get(self.ADD).content.decode()
+        client.post(self.ADD, {"org": str(other_tenant.org.pk), "files": self.files(("x.txt", b"Text."))})
+        assert Document.unscoped_objects.get().org_id == other_tenant.org.id
+
+    def test_the_upload_and_summarize_views_commit_before_they_schedule(self):
+        """They leave ATOMIC_REQUESTS: a scheduling round must see committed jobs."""
+        from django.urls import resolve
+
+        for path in (self.ADD, CHANGELIST):
+            assert "default" in getattr(resolve(path).func, "_non_atomic_requests", ())

@@ -1,10 +1,7 @@
 """Summarize requests (validation, idempotency, broker outage) and the summary API."""
 
-import socket
-
 import pytest
 
-from config.celery import app as celery_app
 from conftest import assert_error_shape, auth_client, make_user
 from documents.models import Document
 from jobs.models import Job
@@ -78,20 +75,11 @@ class TestSummarizeRequest:
         assert first.json()["id"] == second.json()["id"] and second["Idempotent-Replayed"] == "true"
         assert Job.unscoped_objects.count() == 1
 
-    def test_broker_down_is_503_and_leaves_no_queued_job(self, tenant, document):
-        with socket.socket() as probe:  # a loopback port nobody listens on
-            probe.bind(("127.0.0.1", 0))
-            closed = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
-        original = celery_app.conf.broker_url
-        celery_app.conf.broker_url = closed
-        celery_app.amqp._producer_pool = None  # producers are pooled per broker URL
-        try:
+    def test_broker_down_is_503_and_leaves_no_queued_job(self, tenant, document, broker_down):
+        with broker_down():
             response = tenant.client().post(
                 f"{DOCS}{document['id']}/summarize/", {}, format="json", HTTP_IDEMPOTENCY_KEY="k"
             )
-        finally:
-            celery_app.conf.broker_url = original
-            celery_app.amqp._producer_pool = None
         assert_error_shape(response, 503, "broker_unavailable")
         (job,) = Job.unscoped_objects.all()
         assert job.status == "failed" and job.error["code"] == "broker_unavailable"
