@@ -6,14 +6,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.template.defaultfilters import truncatechars
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework.exceptions import APIException
 
 from jobs.admin import LIVE_MEDIA, DocumentJobInline, live_context
 from organizations.tenancy import org_scope
-from organizations.tenant_admin import TenantAdminMixin
+from organizations.tenant_admin import TenantAdminMixin, TenantForm
 from summaries.admin import SummaryInline
 
 from . import ingestion, services
@@ -64,7 +63,7 @@ class MultipleFileField(forms.FileField):
 MAX_FILES_PER_UPLOAD = 20
 
 
-class UploadForm(forms.Form):
+class UploadForm(TenantForm):
     """The add page: files for the API's upload pipeline (documents.ingestion)."""
 
     files = MultipleFileField(label="Files")
@@ -72,20 +71,13 @@ class UploadForm(forms.Form):
         max_length=500, required=False, help_text="For a single file; by default a document is named after its file."
     )
 
-    def __init__(self, *args, superuser: bool, **kwargs):
-        from organizations.models import Organization
-
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         limit = settings.MAX_UPLOAD_BYTES // (1024 * 1024)
         self.fields["files"].help_text = (
             f"PDF, DOCX, HTML, text or scanned images, up to {MAX_FILES_PER_UPLOAD} at a time and {limit} MB in all. "
             "Their text is extracted in the background; each document's page follows it."
         )
-        if superuser:
-            self.fields = {
-                "org": forms.ModelChoiceField(Organization.objects.filter(is_active=True), label="Organization"),
-                **self.fields,
-            }
 
     def clean_files(self):
         from config.errors import PrecisError
@@ -127,6 +119,8 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["created_by"]
     actions = ["summarize"]
+    change_list_template = "precis_admin/change_list.html"
+    add_label = "Upload documents"
     inlines = [DocumentJobInline, SummaryInline]
 
     class Media:
@@ -153,7 +147,7 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
             request.POST if posted else None, request.FILES if posted else None, superuser=request.user.is_superuser
         )
         if posted and form.is_valid():
-            org = form.cleaned_data.get("org") or request.user.org
+            org = form.org_for(request)
             try:
                 with org_scope(org.pk):
                     documents = _accept_uploads(
@@ -163,14 +157,7 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
                 form.add_error(None, f"Not stored: {error.detail}")
             else:
                 return self._uploaded(request, documents)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Upload documents",
-            "form": form,
-            "opts": self.model._meta,
-            "media": self.media + form.media,
-        }
-        return TemplateResponse(request, "admin/documents/document/upload.html", context)
+        return self.console_page(request, "admin/documents/document/upload.html", "Upload documents", form=form)
 
     def _uploaded(self, request, documents: list[Document]):
         for document in documents:
@@ -254,15 +241,14 @@ class DocumentAdmin(TenantAdminMixin, admin.ModelAdmin):
         org_id = next(iter(orgs))
         form = SummarizeForm(request.POST if "apply" in request.POST else None, org_id=org_id)
         if not form.is_valid():
-            context = {
-                **self.admin_site.each_context(request),
-                "title": "Summarize documents",
-                "documents": documents,
-                "form": form,
-                "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            }
-            return TemplateResponse(request, "admin/documents/document/summarize.html", context)
+            return self.console_page(
+                request,
+                "admin/documents/document/summarize.html",
+                "Summarize documents",
+                documents=documents,
+                form=form,
+                action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME,
+            )
         fields = {
             "template_id": form.cleaned_data["template"].pk,
             "provider": form.cleaned_data["provider"],

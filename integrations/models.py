@@ -84,6 +84,9 @@ class OAuthState(TenantModel):
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    # Where the browser lands after the callback: "" for the API's (FRONTEND_URL or JSON),
+    # "admin" for a flow started from the admin console.
+    return_to = models.CharField(max_length=16, blank=True, default="")
 
     def __str__(self) -> str:
         return f"{self.provider} state ({'used' if self.used_at else 'open'})"

@@ -79,9 +79,16 @@ class Authorization(NamedTuple):
 
 
 def oauth_authorize(
-    *, org: Organization, user: User, provider_name: str, redirect_uri: str, integration: Integration | None = None
+    *,
+    org: Organization,
+    user: User,
+    provider_name: str,
+    redirect_uri: str,
+    integration: Integration | None = None,
+    return_to: str = "",
 ) -> Authorization:
-    """Start the flow: a new state bound to org, user, provider and the asking browser."""
+    """Start the flow: a new state bound to org, user, provider and the asking browser
+    (`return_to="admin"`: the callback sends the browser back to the admin console)."""
     provider = provider_or_404(provider_name, oauth=True)
     if not provider.configured():
         raise ValidationFailed(
@@ -101,11 +108,20 @@ def oauth_authorize(
         redirect_uri=redirect_uri,
         integration=integration,
         expires_at=timezone.now() + timedelta(seconds=settings.OAUTH_STATE_TTL_S),
+        return_to=return_to,
     )
     url, _state = _oauth_session(provider, redirect_uri).create_authorization_url(
         provider.conf()["authorize_url"], state=state, code_verifier=verifier, **provider.authorize_params()
     )
     return Authorization(url=url, browser_nonce=nonce)
+
+
+def oauth_return_to(provider_name: str, state: str) -> str:
+    """Where the flow of `state` asked to come back to ("" when unknown); claims nothing."""
+    if not state or len(state) > 200:
+        return ""
+    rows = OAuthState.unscoped_objects.filter(state_hash=_hash(state), provider=provider_name)
+    return rows.values_list("return_to", flat=True).first() or ""
 
 
 def _claim_state(provider_name: str, state: str, browser_nonce: str) -> OAuthState:

@@ -53,9 +53,24 @@ class ProviderListView(APIView):
 OAUTH_NONCE_COOKIE = "precis_oauth_nonce"
 
 
-def _callback_url(request, provider: str) -> str:
+def callback_url(request, provider: str) -> str:
+    """The redirect URI registered with the provider: the API's callback, for every flow."""
     base = settings.PUBLIC_BASE_URL.rstrip("/") or request.build_absolute_uri("/").rstrip("/")
     return f"{base}/api/v1/integrations/{provider}/callback/"
+
+
+def set_nonce_cookie(response, request, authorization: services.Authorization, redirect_uri: str) -> None:
+    """Give the asking browser its state's nonce: HttpOnly, sent back only to the callback."""
+    response.set_cookie(
+        OAUTH_NONCE_COOKIE,
+        authorization.browser_nonce,
+        max_age=settings.OAUTH_STATE_TTL_S,
+        path=urlsplit(redirect_uri).path,
+        # Outside DEBUG the public side is HTTPS even when the proxy speaks HTTP to us.
+        secure=request.is_secure() or not settings.DEBUG,
+        httponly=True,
+        samesite="Lax",  # sent on the provider's top-level redirect back to the callback
+    )
 
 
 class AuthorizeView(TenantViewSetMixin, generics.GenericAPIView):
@@ -83,7 +98,7 @@ class AuthorizeView(TenantViewSetMixin, generics.GenericAPIView):
                 raise ValidationFailed(
                     "No integration with this id in your organization.", "not_found", "integration_id"
                 )
-        redirect_uri = _callback_url(request, provider)
+        redirect_uri = callback_url(request, provider)
         authorization = services.oauth_authorize(
             org=request.org,
             user=request.user,
@@ -92,16 +107,7 @@ class AuthorizeView(TenantViewSetMixin, generics.GenericAPIView):
             integration=integration,
         )
         response = Response({"authorization_url": authorization.url})
-        response.set_cookie(
-            OAUTH_NONCE_COOKIE,
-            authorization.browser_nonce,
-            max_age=settings.OAUTH_STATE_TTL_S,
-            path=urlsplit(redirect_uri).path,
-            # Outside DEBUG the public side is HTTPS even when the proxy speaks HTTP to us.
-            secure=request.is_secure() or not settings.DEBUG,
-            httponly=True,
-            samesite="Lax",  # sent on the provider's top-level redirect back to the callback
-        )
+        set_nonce_cookie(response, request, authorization, redirect_uri)
         return response
 
 
@@ -132,7 +138,10 @@ class CallbackView(APIView):
     )
     def get(self, request, provider: str):
         params = request.query_params
-        wants_json = "application/json" in request.headers.get("Accept", "") or not settings.FRONTEND_URL
+        to_admin = services.oauth_return_to(provider, params.get("state", "")) == "admin"
+        wants_json = not to_admin and (
+            "application/json" in request.headers.get("Accept", "") or not settings.FRONTEND_URL
+        )
         try:
             integration = services.oauth_callback(
                 provider_name=provider,
@@ -144,16 +153,32 @@ class CallbackView(APIView):
         except Exception as exc:
             if wants_json or not hasattr(exc, "get_codes"):
                 raise
+            if to_admin:
+                return _back_to_admin(request, None, f"Not connected: {exc.detail}")
             return HttpResponseRedirect(f"{settings.FRONTEND_URL.rstrip('/')}/integrations?error={exc.get_codes()}")
+        if to_admin:
+            return _back_to_admin(request, integration, f"Connected “{integration}”.")
         if wants_json:
             return Response(IntegrationOutputSerializer(integration).data, status=status.HTTP_201_CREATED)
         return HttpResponseRedirect(f"{settings.FRONTEND_URL.rstrip('/')}/integrations?connected={integration.pk}")
 
     def finalize_response(self, request, response, *args, **kwargs):
         # The nonce is spent with its state: cleared whatever the outcome, errors included.
-        path = urlsplit(_callback_url(request, kwargs.get("provider", ""))).path
+        path = urlsplit(callback_url(request, kwargs.get("provider", ""))).path
         response.delete_cookie(OAUTH_NONCE_COOKIE, path=path, samesite="Lax")
         return super().finalize_response(request, response, *args, **kwargs)
+
+
+def _back_to_admin(request, integration: Integration | None, message: str) -> HttpResponseRedirect:
+    """The admin console's flow ends on the integration's page (or the list), saying how it went."""
+    from django.contrib import messages
+    from django.urls import reverse
+
+    level = messages.SUCCESS if integration is not None else messages.ERROR
+    messages.add_message(request._request, level, message)
+    if integration is None:
+        return HttpResponseRedirect(reverse("admin:integrations_integration_changelist"))
+    return HttpResponseRedirect(reverse("admin:integrations_integration_change", args=[integration.pk]))
 
 
 class IntegrationViewSet(

@@ -14,9 +14,11 @@ the service raises (a guard) becomes an error message, nothing changed.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import models, transaction
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from accounts.models import Role
@@ -52,6 +54,20 @@ def scope_queryset_for(request, queryset):
     return queryset.filter(**{field: request.user.org_id})
 
 
+class TenantForm(forms.Form):
+    """A console form (not a model's) acting in the admin's organization; a superuser,
+    who belongs to none, picks the organization first."""
+
+    def __init__(self, *args, superuser: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if superuser:
+            org = forms.ModelChoiceField(Organization.objects.filter(is_active=True), label="Organization")
+            self.fields = {"org": org, **self.fields}
+
+    def org_for(self, request) -> Organization:
+        return self.cleaned_data.get("org") or request.user.org
+
+
 class ReadOnlyInlineMixin:
     """Put first in the bases of an inline that shows a scoped parent's rows read-only (an org
     admin needs no Django permission rows; the parent's page is scoped already)."""
@@ -74,6 +90,26 @@ class TenantAdminMixin:
     """Put first in the bases of every ModelAdmin of a tenant-owned model."""
 
     tenant_field = "org"
+
+    #: The add button's words when adding is not a plain form (an upload, a connection);
+    #: such an admin sets change_list_template = "precis_admin/change_list.html".
+    add_label: str | None = None
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"add_label": self.add_label, **(extra_context or {})})
+
+    # -- the console's own pages (an upload, an action's options, a preview) -----------
+    def console_page(self, request, template: str, title: str, **context) -> TemplateResponse:
+        """A page of this model's section, in the admin's frame (precis_admin/model_page.html)."""
+        form = context.get("form")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "media": self.media + (form.media if form is not None else forms.Media()),
+            **context,
+        }
+        return TemplateResponse(request, template, context)
 
     # -- rows -------------------------------------------------------------------
     def get_queryset(self, request):
