@@ -23,7 +23,7 @@ from organizations.models import Organization
 from templates_app.models import Template
 from templates_app.placeholders import RenderContext
 
-from . import providers
+from . import providers, summarizer
 from .calls import JobCalls, RetriesSpent, RetryLater
 from .models import Summary
 from .providers.base import LLMError, SummarizeOptions
@@ -179,6 +179,24 @@ def render_context(document: Document, org) -> RenderContext:
         document_language=language_name(document.language),
         organization_name=org.name,
         today=timezone.localdate(),
+    )
+
+
+def template_preview(
+    *, org: Organization, document: Document, template: Template, provider_name: str
+) -> summarizer.Preview:
+    """What summarizing `document` with this (perhaps unsaved) template would send to the
+    provider: the rendered prompt and its token estimate; nothing is called or stored."""
+    options = SummarizeOptions(
+        max_words=template.default_max_words or 150,
+        format=template.format or "prose",
+        favour=tuple(template.favour or ()),
+    )
+    return summarizer.preview(
+        provider=providers.get_provider(provider_name),
+        template_body=template.body,
+        context=render_context(document, org),
+        options=options,
     )
 
 

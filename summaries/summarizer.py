@@ -97,22 +97,15 @@ def summarize_document(
     tally = _Tally()
     send = call or provider.summarize
     document = context.document_content
-    cite = not getattr(provider, "extractive", False)
-    spans = citations.paragraphs(document) if cite else []
-    shown = citations.numbered(document, spans) if cite else document
-    answer_room = formats.max_tokens(options.format, options.max_words, cite=cite)
-    budget = provider.context_tokens() - answer_room - 16
-    full_prompt = render(template_body, replace(context, document_content=shown))
+    layout = _layout(provider, template_body, context, options)
+    cite, spans, full_prompt = layout.cite, layout.spans, layout.prompt
     options = replace(options, cite=cite)
 
-    if estimate_tokens(full_prompt) <= budget:
+    if layout.single:
         completion = tally.add(send(full_prompt, replace(options, source_text=document, stage="single")))
         strategy, chunk_count, truncated = "single", 1, False
     else:
-        overhead = estimate_tokens(render(template_body, replace(context, document_content="")))
-        chunk_budget = budget - overhead
-        if chunk_budget < 64:
-            raise LLMBadRequest("The template leaves no room for the document in the model's context window.")
+        chunk_budget = layout.chunk_budget()
         chunks = plan(document, chunk_budget, numbered=cite)
         truncated = len(chunks) > MAX_CHUNKS
         chunks = chunks[:MAX_CHUNKS]
@@ -140,6 +133,92 @@ def summarize_document(
         latency_ms=int((time.monotonic() - started) * 1000),
         calls=tally.calls,
         citations=cited,
+    )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How a document meets a template and a provider: the single call's prompt, and whether
+    it fits the context window with room for the answer."""
+
+    cite: bool
+    spans: list[tuple[int, int]]
+    prompt: str
+    prompt_tokens: int
+    answer_tokens: int
+    budget: int
+    overhead_tokens: int
+
+    @property
+    def single(self) -> bool:
+        return self.prompt_tokens <= self.budget
+
+    def chunk_budget(self) -> int:
+        room = self.budget - self.overhead_tokens
+        if room < 64:
+            raise LLMBadRequest("The template leaves no room for the document in the model's context window.")
+        return room
+
+
+def _layout(provider: Provider, template_body: str, context: RenderContext, options: SummarizeOptions) -> _Layout:
+    document = context.document_content
+    cite = not getattr(provider, "extractive", False)
+    spans = citations.paragraphs(document) if cite else []
+    shown = citations.numbered(document, spans) if cite else document
+    answer_tokens = formats.max_tokens(options.format, options.max_words, cite=cite)
+    prompt = render(template_body, replace(context, document_content=shown))
+    return _Layout(
+        cite=cite,
+        spans=spans,
+        prompt=prompt,
+        prompt_tokens=estimate_tokens(prompt),
+        answer_tokens=answer_tokens,
+        budget=provider.context_tokens() - answer_tokens - 16,
+        overhead_tokens=estimate_tokens(render(template_body, replace(context, document_content=""))),
+    )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What summarizing would send, without calling anyone (the admin's template preview)."""
+
+    prompt: str  # the single call's prompt (citation numbers included for an LLM)
+    prompt_tokens: int
+    answer_tokens: int  # the answer's limit (max_tokens) for this format and length
+    context_tokens: int
+    strategy: str  # "single" | "map_reduce"
+    chunk_count: int
+    calls: int  # at least: the map steps and one reduce for map-reduce
+    total_tokens: int  # an estimate of prompt and answer tokens over all calls
+
+
+def preview(*, provider: Provider, template_body: str, context: RenderContext, options: SummarizeOptions) -> Preview:
+    layout = _layout(provider, template_body, context, options)
+    if layout.single:
+        return Preview(
+            prompt=layout.prompt,
+            prompt_tokens=layout.prompt_tokens,
+            answer_tokens=layout.answer_tokens,
+            context_tokens=provider.context_tokens(),
+            strategy="single",
+            chunk_count=1,
+            calls=1,
+            total_tokens=layout.prompt_tokens + layout.answer_tokens,
+        )
+    chunks = plan(context.document_content, layout.chunk_budget(), numbered=layout.cite)[:MAX_CHUNKS]
+    # The map steps read every chunk beside the template and write the partials (about
+    # PARTIAL_WORDS_FACTOR × the length asked for); one reduce reads the partials.
+    partials = min(math.ceil(PARTIAL_WORDS_FACTOR * options.max_words * formats.TOKENS_PER_WORD), layout.budget)
+    mapped = sum(chunk.tokens for chunk in chunks) + len(chunks) * layout.overhead_tokens + partials
+    return Preview(
+        prompt=layout.prompt,
+        prompt_tokens=layout.prompt_tokens,
+        answer_tokens=layout.answer_tokens,
+        context_tokens=provider.context_tokens(),
+        strategy="map_reduce",
+        chunk_count=len(chunks),
+        calls=len(chunks) + 1,
+        total_tokens=mapped + layout.overhead_tokens + partials + layout.answer_tokens,
     )
 
 
