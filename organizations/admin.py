@@ -1,7 +1,11 @@
 from django.contrib import admin, messages
+from django.utils import timezone
+
+from config.errors import PrecisError
 
 from . import services
 from .models import Invitation, Organization
+from .tenancy import org_scope
 from .tenant_admin import TenantAdminMixin, is_org_admin, scope_queryset_for
 
 
@@ -41,21 +45,67 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(TenantAdminMixin, admin.ModelAdmin):
-    list_display = ["email", "role", "org", "expires_at", "accepted_at", "created_at"]
+    """Invite (mailed, through the API's service), resend, revoke (delete)."""
+
+    list_display = ["email", "role", "state", "org", "expires_at", "accepted_at", "created_at"]
     list_filter = ["role", "org"]
     search_fields = ["email"]
     fields = ["org", "email", "role", "expires_at", "accepted_at", "created_by"]
-    readonly_fields = ["accepted_at", "created_by"]
+    actions = ["resend"]
+
+    class Media:
+        css = {"all": ["precis_admin/admin.css"]}
+
+    def get_readonly_fields(self, request, obj=None):
+        # A mailed invitation keeps its address: invite the right one and revoke this.
+        return ["email", "accepted_at", "created_by"] if obj else ["accepted_at", "created_by"]
+
+    @admin.display(description="state")
+    def state(self, invitation: Invitation) -> str:
+        if invitation.accepted_at:
+            return "accepted"
+        return "expired" if invitation.expires_at <= timezone.now() else "pending"
 
     def save_model(self, request, obj, form, change):
-        """A new invitation is mailed to the invitee: the token's only copy (accepting it
-        proves their address, so nobody else, the admin included, ever sees it)."""
-        token = None
-        if not change:
-            token = obj.new_token()
-            obj.token_hash = services.invitation_token_hash(token)
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-        if token:
-            services.invitation_send(invitation=obj, token=token, inviter=request.user)
-            self.message_user(request, f"Invitation mailed to {obj.email}.", messages.SUCCESS)
+        """A new invitation goes through invitation_create: mailed to the invitee, the token's
+        only copy (accepting it proves their address, so nobody else, the admin included,
+        ever sees it); the service's refusals (a taken address, one pending already, an
+        unverified inviter) come back as messages."""
+        if change:
+            return super().save_model(request, obj, form, change)
+        org = obj.org if request.user.is_superuser else request.user.org
+        with org_scope(org.pk):
+            created, _token = services.invitation_create(
+                org=org, created_by=request.user, email=obj.email, role=obj.role, expires_at=obj.expires_at
+            )
+        for field in Invitation._meta.concrete_fields:  # the admin goes on with the stored row
+            setattr(obj, field.attname, getattr(created, field.attname))
+        obj._state.adding = False
+        self.message_user(request, f"Invitation mailed to {obj.email}.", messages.SUCCESS)
+
+    def delete_model(self, request, obj):
+        """Revoke: the link stops working (the delete button and "Revoke selected")."""
+        services.invitation_revoke(org=obj.org, invitation=obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            func, name, _description = actions["delete_selected"]
+            actions["delete_selected"] = (func, name, "Revoke selected invitations")
+        return actions
+
+    @admin.action(description="Resend selected invitations")
+    def resend(self, request, queryset):
+        """A new link for each (the old one stops working), valid INVITATION_TTL_DAYS again."""
+        sent, refused = [], []
+        for invitation in queryset.select_related("org"):
+            try:
+                services.invitation_resend(invitation=invitation, by=request.user)
+            except PrecisError as error:
+                refused.append(f"{invitation.email}: {error.detail}")
+            else:
+                sent.append(invitation.email)
+        if sent:
+            self.message_user(request, f"Invitation mailed again to {', '.join(sent)}.", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, f"Not sent: {line}", messages.ERROR)

@@ -216,19 +216,18 @@ def invitation_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def invitation_create(*, org: Organization, created_by: User, email: str, role: str) -> tuple[Invitation, str]:
-    """Invite `email` with `role` and mail them the one-time token, its only copy.
+def invitation_create(
+    *, org: Organization, created_by: User, email: str, role: str, expires_at=None
+) -> tuple[Invitation, str]:
+    """Invite `email` with `role` and mail them the one-time token, its only copy
+    (valid until `expires_at`, by default INVITATION_TTL_DAYS from now).
 
     The token reaches nobody but the invitee, so accepting it proves the address. An
     unverified inviter cannot invite (Precis mails nobody for an unproven account); an
     address an unverified account holds can be invited: accepting wins it.
     """
     email = normalize_email(email)
-    if not created_by.email_verified:
-        raise Forbidden(
-            "Verify your email address before inviting others (POST /api/v1/auth/email/verify/resend/).",
-            "email_unverified",
-        )
+    _require_verified(created_by)
     if User.objects.filter(email=email, email_verified_at__isnull=False).exists():
         raise ValidationFailed("A user with this email already exists.", "email_taken", "email")
     pending = Invitation.objects.filter(org=org, email=email, accepted_at__isnull=True, expires_at__gt=timezone.now())
@@ -245,9 +244,32 @@ def invitation_create(*, org: Organization, created_by: User, email: str, role: 
         role=role,
         token_hash=invitation_token_hash(token),
         created_by=created_by,
+        **({"expires_at": expires_at} if expires_at else {}),
     )
     invitation_send(invitation=invitation, token=token, inviter=created_by)
     return invitation, token
+
+
+def _require_verified(inviter: User) -> None:
+    if not inviter.email_verified:
+        raise Forbidden(
+            "Verify your email address before inviting others (POST /api/v1/auth/email/verify/resend/).",
+            "email_unverified",
+        )
+
+
+def invitation_resend(*, invitation: Invitation, by: User) -> Invitation:
+    """Mail a pending (or expired) invitation again, with a new token: the old link stops
+    working and the new one lives INVITATION_TTL_DAYS. An accepted one is refused (409)."""
+    _require_verified(by)
+    if invitation.accepted_at is not None:
+        raise Conflict("This invitation was accepted already.", "invitation_accepted")
+    token = Invitation.new_token()
+    invitation.token_hash = invitation_token_hash(token)
+    invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
+    invitation.save(update_fields=["token_hash", "expires_at", "updated_at"])
+    invitation_send(invitation=invitation, token=token, inviter=by)
+    return invitation
 
 
 def invitation_send(*, invitation: Invitation, token: str, inviter: User | None) -> None:

@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -149,6 +150,14 @@ class InvitationViewSet(
         data.is_valid(raise_exception=True)
         invitation, _token = services.invitation_create(org=request.org, created_by=request.user, **data.validated_data)
         return Response(InvitationOutputSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: InvitationOutputSerializer, 409: ConflictErrorResponseSerializer})
+    @action(detail=True, methods=["post"])
+    def resend(self, request, *args, **kwargs):
+        """Mail the invitation again with a new link (the old one stops working), valid
+        INVITATION_TTL_DAYS from now; 409 `invitation_accepted` once it was accepted."""
+        invitation = services.invitation_resend(invitation=self.get_object(), by=request.user)
+        return Response(InvitationOutputSerializer(invitation).data)
 
     def perform_destroy(self, instance: Invitation) -> None:
         services.invitation_revoke(org=self.request.org, invitation=instance)

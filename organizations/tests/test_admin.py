@@ -193,3 +193,75 @@ class TestSuperuser:
         client = admin_client(superuser)
         change = client.get(f"/admin/accounts/user/{member.id}/change/")
         assert b'name="org"' in change.content and b'name="is_superuser"' in change.content
+
+
+class TestInvitationsThroughTheServices:
+    """Issue 17: invite (mailed), resend (a new link), revoke, from the admin."""
+
+    ADD = "/admin/organizations/invitation/add/"
+    LIST = "/admin/organizations/invitation/"
+
+    def add(self, client, email, **extra):
+        expires = (timezone.now() + timedelta(days=3)).date().isoformat()
+        form = {"email": email, "role": "member", "expires_at_0": expires, "expires_at_1": "00:00:00", **extra}
+        return client.post(self.ADD, form)
+
+    def test_resend_mails_a_new_link_and_the_old_one_stops_working(self, tenant, sent_mail):
+        client = admin_client(tenant.admin)
+        with sent_mail("new@x.test") as first:
+            self.add(client, "new@x.test")
+        invitation = Invitation.unscoped_objects.get(email="new@x.test")
+        Invitation.unscoped_objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+        assert "expired" in client.get(self.LIST).content.decode()
+        with sent_mail("new@x.test") as second:
+            response = client.post(self.LIST, {"action": "resend", "_selected_action": [str(invitation.pk)]})
+        assert response.status_code == 302
+        invitation.refresh_from_db()
+        assert second.token != first.token
+        assert invitation.token_hash == hashlib.sha256(second.token.encode()).hexdigest()
+        assert invitation.expires_at > timezone.now() + timedelta(days=6)
+        page = client.get(self.LIST).content.decode()
+        assert "Invitation mailed again to new@x.test" in page and "pending" in page
+        assert second.token not in page
+
+    def test_an_accepted_invitation_is_not_resent(self, tenant):
+        accepted = Invitation.unscoped_objects.create(
+            org=tenant.org, email="in@x.test", token_hash="h", accepted_at=timezone.now()
+        )
+        client = admin_client(tenant.admin)
+        client.post(self.LIST, {"action": "resend", "_selected_action": [str(accepted.pk)]})
+        assert "Not sent: in@x.test: This invitation was accepted already." in client.get(self.LIST).content.decode()
+        accepted.refresh_from_db()
+        assert accepted.token_hash == "h"
+
+    def test_the_service_s_refusals_come_back_as_messages(self, tenant):
+        client = admin_client(tenant.admin)
+        response = self.add(client, tenant.member.email)
+        assert response.status_code == 302
+        assert "A user with this email already exists." in client.get(response["Location"]).content.decode()
+        tenant.admin.email_verified_at = None
+        tenant.admin.save(update_fields=["email_verified_at"])
+        response = self.add(client, "fresh@x.test")
+        assert "Verify your email address before inviting others" in client.get(response["Location"]).content.decode()
+        assert not Invitation.unscoped_objects.exists()
+
+    def test_revoke_and_another_org_s_invitations(self, tenant, other_tenant, invitations):
+        client = admin_client(tenant.admin)
+        mine = Invitation.unscoped_objects.get(org=tenant.org)
+        theirs = Invitation.unscoped_objects.get(org=other_tenant.org)
+        page = client.get(f"/admin/organizations/invitation/{mine.pk}/change/").content.decode()
+        assert 'id="resend"' in page and "Revoke" in page
+        client.post(self.LIST, {"action": "resend", "_selected_action": [str(theirs.pk)]})
+        theirs.refresh_from_db()
+        assert theirs.token_hash == other_tenant.org.slug  # not in the selection: unchanged
+        client.post(f"/admin/organizations/invitation/{mine.pk}/delete/", {"post": "yes"})
+        client.post(f"/admin/organizations/invitation/{theirs.pk}/delete/", {"post": "yes"})
+        assert list(Invitation.unscoped_objects.values_list("org_id", flat=True)) == [other_tenant.org.id]
+
+    @pytest.mark.parametrize(
+        "email, said", [("not-an-email", "Enter a valid email address."), ("a\x00@x.test", "Null characters")]
+    )
+    def test_bad_input_is_said_on_the_form(self, tenant, email, said):
+        response = self.add(admin_client(tenant.admin), email)
+        assert response.status_code == 200 and said in response.content.decode()
+        assert not Invitation.unscoped_objects.exists()

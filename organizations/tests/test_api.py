@@ -215,3 +215,30 @@ def test_organization_isolated_view_per_token(tenant, other_tenant):
     assert other_tenant.client().get(ORG).json()["id"] == str(other_tenant.org.id)
     other_tenant.client().patch(ORG, {"name": "Renamed"})
     assert Organization.objects.get(pk=tenant.org.pk).name == "Acme"
+
+
+class TestInvitationResend:
+    def test_resend_mails_a_new_link(self, tenant, sent_mail):
+        client = tenant.client()
+        with sent_mail("again@example.test") as first:
+            created = client.post(INVITES, {"email": "again@example.test"}).json()
+        with sent_mail("again@example.test") as second:
+            response = client.post(f"{INVITES}{created['id']}/resend/")
+        assert response.status_code == 200 and response.json()["id"] == created["id"]
+        assert "token" not in response.json() and second.token != first.token
+        stored = Invitation.unscoped_objects.get(pk=created["id"])
+        assert stored.token_hash == hashlib.sha256(second.token.encode()).hexdigest()
+
+    def test_accepted_is_409_member_403_other_org_404(self, tenant, other_tenant):
+        from django.utils import timezone
+
+        accepted = Invitation.unscoped_objects.create(
+            org=tenant.org, email="in@example.test", token_hash="h", accepted_at=timezone.now()
+        )
+        assert_error_shape(tenant.client().post(f"{INVITES}{accepted.pk}/resend/"), 409, "invitation_accepted")
+        assert_error_shape(tenant.client(tenant.member).post(f"{INVITES}{accepted.pk}/resend/"), 403)
+        assert_error_shape(other_tenant.client().post(f"{INVITES}{accepted.pk}/resend/"), 404)
+        assert_error_shape(tenant.client().post(f"{INVITES}not-a-uuid/resend/"), 404)
+        assert_error_shape(tenant.client().get(f"{INVITES}{accepted.pk}/resend/"), 405)
+        accepted.refresh_from_db()
+        assert accepted.token_hash == "h"
