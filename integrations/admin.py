@@ -26,7 +26,7 @@ class WebhookForm(TenantForm):
     url = forms.CharField(
         label="URL",
         max_length=2000,
-        help_text="Where published summaries are POSTed as JSON. Public HTTPS addresses only.",
+        help_text="Where published summaries are POSTed as JSON: a public http(s) address (HTTPS recommended).",
     )
     secret = forms.CharField(
         max_length=500,

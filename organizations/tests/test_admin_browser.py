@@ -304,34 +304,52 @@ def screenshot(page, name: str) -> None:
         page.screenshot(path=str(Path(os.environ["PRECIS_SCREENSHOTS"]) / f"{name}.png"), full_page=True)
 
 
-def test_a_summary_started_from_the_admin_is_followed_live(page, daphne_pair, fake_llm):
-    """Issue 17: summarize a document from the action, watch its job reach `succeeded` on the
-    document's page without reloading (over /ws/events/ with the admin's session, through
-    daphne and a real worker), then read the summary inline."""
+def test_a_pdf_uploaded_and_summarized_in_the_admin_is_followed_live(page, daphne_pair, fake_llm):
+    """Issue 17: upload a PDF from the add page, watch its ingestion finish on its page, then
+    summarize it from the action and watch that job reach `succeeded` without reloading
+    (over /ws/events/ with the admin's session, through daphne and a real worker); read the
+    summary inline."""
+    from documents.tests import hostile_files
+
     require_chromium()
     fake_llm.latency = 2.0  # the LLM takes its time: the page is rendered long before the answer
     acme, globex = make_tenant("Acme"), make_tenant("Globex")
-    text = "The council approved the new library budget. The budget funds longer opening hours. " * 3
-    document = Document.unscoped_objects.create(
-        org=acme.org, title="Library budget", content=text, char_count=len(text), created_by=acme.admin
-    )
     Document.unscoped_objects.create(org=globex.org, title="Globex memo", content="x", created_by=globex.admin)
     base = daphne_pair[0].http
     log_in(page, base, acme.admin.email)
 
     page.goto(f"{base}/admin/documents/document/")
     assert "Globex memo" not in page.inner_text("#content")
+    page.click("text=Upload documents")
+    page.wait_for_load_state()
+    pdf = {"name": "annual-report.pdf", "mimeType": "application/pdf", "buffer": hostile_files.report_pdf(pages=2)}
+    page.set_input_files("input[name=files]", files=[pdf])
+    screenshot(page, "admin-upload")
+    submit(page, "#upload-form input[type=submit]")
+    document = Document.unscoped_objects.get(org=acme.org)
+    assert page.url == f"{base}/admin/documents/document/{document.pk}/change/", page.url
+    assert "its text is being extracted" in messages_on(page)
+    ingest = Job.unscoped_objects.get(document=document, kind="ingest")
+    page.locator(f'[data-job-id="{ingest.pk}"][data-field="status"]').filter(has_text="succeeded").wait_for(
+        timeout=60_000
+    )
+    page.reload()
+    assert "Revenue rose to 4.2 billion" in page.inner_text(".field-content")  # the PDF's text, extracted
+
+    page.goto(f"{base}/admin/documents/document/")
     page.check(f"input[name=_selected_action][value='{document.pk}']")
     page.select_option("select[name=action]", "summarize")
     submit(page, "button[name=index]")  # "Go": the options page
-    assert "Library budget" in page.inner_text("#content")
+    document.refresh_from_db()
+    assert document.title == "ACME Corporation — Annual Report 2025"  # the title the PDF gives itself
+    assert document.title in page.inner_text("#content")
     page.select_option("select[name=template]", label="Executive summary")
     page.select_option("select[name=provider]", "openai")
     screenshot(page, "admin-summarize")
     submit(page, "#summarize-form input[type=submit]")
 
     assert page.url == f"{base}/admin/documents/document/{document.pk}/change/", page.url
-    job = Job.unscoped_objects.get(document=document)
+    job = Job.unscoped_objects.get(document=document, kind="summarize")
     status = page.locator(f'[data-job-id="{job.pk}"][data-field="status"]')
     assert status.inner_text() in ("queued", "running")
     page.evaluate("window.precisNotReloaded = true")
@@ -341,6 +359,98 @@ def test_a_summary_started_from_the_admin_is_followed_live(page, daphne_pair, fa
     page.click("#precis-live-notice a")
     page.wait_for_load_state()
     inline = page.inner_text("#summaries-group")
-    assert "Summary: " in inline and "opening hours" in inline  # the loopback LLM's answer
+    summary = Summary.unscoped_objects.get(document=document)
+    assert summary.content.startswith("Summary: ") and summary.content[:60] in inline  # the loopback LLM's answer
     assert "openai" in inline and "succeeded" in page.inner_text("#jobs-group")
     screenshot(page, "admin-document")
+
+
+def test_a_webhook_is_connected_and_a_template_previewed(page, live_server, orgs, fake_providers):
+    """Issue 17: create a webhook integration from the connect page's form; preview a
+    template against a document before saving it."""
+    require_chromium()
+    acme = orgs["acme"].tenant
+    base = live_server.url
+    log_in(page, base, acme.admin.email)
+
+    page.goto(f"{base}/admin/integrations/integration/")
+    page.click("text=Connect an integration")
+    page.wait_for_load_state()
+    assert page.locator("#connect-google_drive").count() == 1
+    page.fill("#webhook-form input[name=name]", "Release notes hook")
+    page.fill("#webhook-form input[name=url]", "http://10.1.2.3/hook")  # refused by its address, never called
+    submit(page, "#webhook-form input[type=submit]")
+    assert "a private, loopback, link-local" in page.inner_text("#webhook-form")
+    page.fill("#webhook-form input[name=url]", f"{fake_providers.url}/webhook")
+    page.fill("#webhook-form input[name=secret]", "hook-signing-secret")
+    screenshot(page, "admin-connect")
+    submit(page, "#webhook-form input[type=submit]")
+    integration = Integration.unscoped_objects.get(provider="webhook")
+    assert page.url == f"{base}/admin/integrations/integration/{integration.pk}/change/", page.url
+    assert "Webhook “Release notes hook” created." in messages_on(page)
+    assert integration.org_id == acme.org.id and integration.config["url"] == f"{fake_providers.url}/webhook"
+    assert "hook-signing-secret" not in page.content()
+
+    page.goto(f"{base}/admin/templates_app/template/add/")
+    page.fill("input[name=name]", "Board brief")
+    page.fill("textarea[name=body]", "Brief the board on “{{ document.title }}”:\n{{ document.content }}")
+    page.select_option("select[name=preview_document]", label="Acme Quarterly Report")
+    page.select_option("select[name=preview_provider]", "local")
+    submit(page, "#preview")
+    result = page.inner_text("#preview-result")
+    assert "Brief the board on “Acme Quarterly Report”:\nThe Acme quarterly numbers, in full." in result
+    assert "one call" in result and "tokens" in result
+    assert page.input_value("input[name=name]") == "Board brief"
+    assert not Template.unscoped_objects.filter(name="Board brief").exists()
+    screenshot(page, "admin-template-preview")
+
+
+def test_no_object_of_another_organization_is_reachable_by_url(page, live_server, orgs):
+    """Issue 17: every page of the other organization's objects (change, delete, history and
+    the console's own: reconnect, resend) answers as if they did not exist."""
+    require_chromium()
+    acme, globex = orgs["acme"], orgs["globex"]
+    base = live_server.url
+    log_in(page, base, acme.tenant.admin.email)
+    g = globex.tenant.org
+    rows = {
+        "accounts/user": [globex.tenant.admin.pk, globex.tenant.member.pk],
+        "organizations/organization": [g.pk],
+        "organizations/invitation": [Invitation.unscoped_objects.get(org=g).pk],
+        "documents/document": [Document.unscoped_objects.get(org=g).pk],
+        "jobs/job": [Job.unscoped_objects.get(org=g).pk],
+        "summaries/summary": [Summary.unscoped_objects.get(org=g).pk],
+        "templates_app/template": [Template.unscoped_objects.get(org=g).pk],
+        "integrations/integration": [Integration.unscoped_objects.get(org=g).pk],
+    }
+    foreign = [globex.name, *(m for ms in globex.markers.values() for m in ms)]
+    for model, pks in rows.items():
+        for pk in pks:
+            for view in ("change", "delete", "history"):
+                response = page.goto(f"{base}/admin/{model}/{pk}/{view}/")
+                assert response is not None and response.status in (200, 403, 404), (model, view, response.status)
+                html = page.content()
+                leaked = [text for text in foreign if text in html and text != str(pk)]  # (the URL's own id)
+                assert not leaked, f"{model} {view}: {leaked}"
+                assert page.url in (f"{base}/admin/", f"{base}/admin/{model}/{pk}/{view}/") and (
+                    "doesn’t exist" in html or response.status in (403, 404)
+                ), (model, view, page.url)
+    integration = rows["integrations/integration"][0]
+    # The console's POSTs, sent from the admin's own page with its CSRF token.
+    page.goto(f"{base}/admin/")
+    token = page.evaluate("document.cookie.match(/csrftoken=([^;]+)/)[1]")
+    for url, body in [
+        (f"/admin/integrations/integration/{integration}/reconnect/", ""),
+        ("/admin/organizations/invitation/", f"action=resend&_selected_action={rows['organizations/invitation'][0]}"),
+    ]:
+        status = page.evaluate(
+            """async ([url, body, token]) => (await fetch(url, {method: "POST", body: body,
+                headers: {"X-CSRFToken": token, "Content-Type": "application/x-www-form-urlencoded"}})).status""",
+            [url, body, token],
+        )
+        assert status in (200, 302, 404), (url, status)
+    invitation = Invitation.unscoped_objects.get(org=g)
+    assert invitation.token_hash == hashlib.sha256(g.slug.encode()).hexdigest()  # not resent
+    from integrations.models import OAuthState
+
+    assert not OAuthState.unscoped_objects.exists()  # no flow started for their integration
