@@ -84,6 +84,7 @@ class UserAdmin(TenantAdminMixin, BaseUserAdmin):
         ),
     ]
     filter_horizontal = ["groups", "user_permissions"]
+    delete_selected_label = "Deactivate selected users"
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
@@ -100,13 +101,6 @@ class UserAdmin(TenantAdminMixin, BaseUserAdmin):
         if not request.user.is_superuser:
             exclude += ["is_superuser", "groups", "user_permissions"]
         return exclude
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if "delete_selected" in actions:
-            func, name, _description = actions["delete_selected"]
-            actions["delete_selected"] = (func, name, "Deactivate selected users")
-        return actions
 
     def save_model(self, request, obj, form, change):
         if change and {"role", "is_active"} & set(form.changed_data):

@@ -43,6 +43,7 @@ class IntegrationAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ["name", "account_name"]
     change_list_template = "precis_admin/change_list.html"
     add_label = "Connect an integration"
+    delete_selected_label = "Disconnect selected integrations"
     fields = [
         "org",
         "provider",
@@ -80,13 +81,6 @@ class IntegrationAdmin(TenantAdminMixin, admin.ModelAdmin):
             path("<path:object_id>/reconnect/", view(self.reconnect_view), name="integrations_integration_reconnect"),
             *super().get_urls(),
         ]
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if "delete_selected" in actions:
-            func, name, _description = actions["delete_selected"]
-            actions["delete_selected"] = (func, name, "Disconnect selected integrations")
-        return actions
 
     def delete_model(self, request, obj):
         """The API's path (the disconnect button and the bulk action): revoke at the provider, then delete."""

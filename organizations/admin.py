@@ -52,6 +52,7 @@ class InvitationAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ["email"]
     fields = ["org", "email", "role", "expires_at", "accepted_at", "created_by"]
     actions = ["resend"]
+    delete_selected_label = "Revoke selected invitations"
 
     class Media:
         css = {"all": ["precis_admin/admin.css"]}
@@ -86,13 +87,6 @@ class InvitationAdmin(TenantAdminMixin, admin.ModelAdmin):
     def delete_model(self, request, obj):
         """Revoke: the link stops working (the delete button and "Revoke selected")."""
         services.invitation_revoke(org=obj.org, invitation=obj)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if "delete_selected" in actions:
-            func, name, _description = actions["delete_selected"]
-            actions["delete_selected"] = (func, name, "Revoke selected invitations")
-        return actions
 
     @admin.action(description="Resend selected invitations")
     def resend(self, request, queryset):

@@ -228,11 +228,14 @@ class TenantAdminMixin:
             self.message_user(request, str(error.detail), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
+    #: What "delete selected" does here, when it is not a delete (deactivate, revoke, disconnect).
+    delete_selected_label: str | None = None
+
     def get_actions(self, request):
         actions = super().get_actions(request)
         if "delete_selected" in actions:
             func, name, description = actions["delete_selected"]
-            actions["delete_selected"] = (_all_or_nothing(func), name, description)
+            actions["delete_selected"] = (_all_or_nothing(func), name, self.delete_selected_label or description)
         return actions
 
 

@@ -194,31 +194,24 @@ class Preview:
 
 def preview(*, provider: Provider, template_body: str, context: RenderContext, options: SummarizeOptions) -> Preview:
     layout = _layout(provider, template_body, context, options)
-    if layout.single:
-        return Preview(
-            prompt=layout.prompt,
-            prompt_tokens=layout.prompt_tokens,
-            answer_tokens=layout.answer_tokens,
-            context_tokens=provider.context_tokens(),
-            strategy="single",
-            chunk_count=1,
-            calls=1,
-            total_tokens=layout.prompt_tokens + layout.answer_tokens,
-        )
-    chunks = plan(context.document_content, layout.chunk_budget(), numbered=layout.cite)[:MAX_CHUNKS]
-    # The map steps read every chunk beside the template and write the partials (about
-    # PARTIAL_WORDS_FACTOR × the length asked for); one reduce reads the partials.
-    partials = min(math.ceil(PARTIAL_WORDS_FACTOR * options.max_words * formats.TOKENS_PER_WORD), layout.budget)
-    mapped = sum(chunk.tokens for chunk in chunks) + len(chunks) * layout.overhead_tokens + partials
+    strategy, chunk_count, total = "single", 1, layout.prompt_tokens + layout.answer_tokens
+    if not layout.single:
+        chunks = plan(context.document_content, layout.chunk_budget(), numbered=layout.cite)[:MAX_CHUNKS]
+        # The map steps read every chunk beside the template and write the partials (about
+        # PARTIAL_WORDS_FACTOR × the length asked for); one reduce reads the partials.
+        partials = min(math.ceil(PARTIAL_WORDS_FACTOR * options.max_words * formats.TOKENS_PER_WORD), layout.budget)
+        mapped = sum(chunk.tokens for chunk in chunks) + len(chunks) * layout.overhead_tokens + partials
+        strategy, chunk_count = "map_reduce", len(chunks)
+        total = mapped + layout.overhead_tokens + partials + layout.answer_tokens
     return Preview(
         prompt=layout.prompt,
         prompt_tokens=layout.prompt_tokens,
         answer_tokens=layout.answer_tokens,
         context_tokens=provider.context_tokens(),
-        strategy="map_reduce",
-        chunk_count=len(chunks),
-        calls=len(chunks) + 1,
-        total_tokens=mapped + layout.overhead_tokens + partials + layout.answer_tokens,
+        strategy=strategy,
+        chunk_count=chunk_count,
+        calls=chunk_count + 1 if strategy == "map_reduce" else 1,
+        total_tokens=total,
     )
 
 
