@@ -71,6 +71,7 @@ class UserAdmin(TenantAdminMixin, BaseUserAdmin):
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Profile", {"fields": ["name", "org", "role", "is_active"]}),
+        ("Monthly budget", {"fields": ["monthly_token_budget", "monthly_cost_budget"]}),
         ("Superuser only", {"fields": ["is_superuser", "groups", "user_permissions"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]

@@ -62,6 +62,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         help_text="Admins manage the organization (this site included); members use the API.",
     )
     is_active = models.BooleanField(default=True)
+    monthly_token_budget = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="LLM tokens this user may spend a month, within the organization's; empty: no limit.",
+    )
+    monthly_cost_budget = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, help_text="What this user's LLM calls may cost a month."
+    )
     date_joined = models.DateTimeField(default=timezone.now)
     # Set when the user proved they read mail at `email` (a verification link, an
     # invitation, a password reset). Until then another person who proves the address

@@ -11,9 +11,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, IntegerField, Q, Sum
+from django.db.models import Count, Sum
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, TruncDate
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -32,6 +32,21 @@ class Figures:
     tokens_by_day: dict[str, list[int]]  # provider → tokens per day
     calls_by_day: dict[str, list[int]]  # provider → LLM calls per day
     integrations: list[dict] = field(default_factory=list)  # needing attention
+    budgets: list[dict] = field(default_factory=list)  # this month's (summaries.usage.month_status)
+
+    @property
+    def budget_lines(self) -> list[dict]:
+        """Each budget of the month with the share spent, for the usage panel."""
+        lines = []
+        for row in self.budgets:
+            for kind, spent, limit in (
+                ("tokens", row["tokens_spent"], row["token_budget"]),
+                ("cost", row["cost_spent"], row["cost_budget"]),
+            ):
+                if limit is not None:
+                    share = float(spent) / float(limit) if float(limit) else 1.0
+                    lines.append({"kind": kind, "spent": spent, "limit": limit, "percent": round(share * 100)})
+        return lines
 
     @property
     def total_documents(self) -> int:
@@ -53,7 +68,8 @@ def figures(org_id: uuid.UUID | None) -> Figures:
     from documents.models import Document
     from integrations.models import Integration
     from jobs.models import Job
-    from summaries.models import Summary
+    from summaries import usage
+    from summaries.models import UsageDay
 
     def scoped(model):
         rows = model.unscoped_objects.all()
@@ -87,24 +103,17 @@ def figures(org_id: uuid.UUID | None) -> Figures:
     )
     tokens_by_day: dict[str, list[int]] = {}
     calls_by_day: dict[str, list[int]] = {}
-    calls = Cast(KeyTextTransform("calls", "job__result"), IntegerField())
-    for provider, day, tokens, counted, uncounted in (
-        scoped(Summary)
-        .filter(created_at__gte=_start_of(month[0]))
+    for provider, day, tokens, calls in (
+        scoped(UsageDay)
+        .filter(day__gte=month[0])
         .order_by()
-        .annotate(day=TruncDate("created_at"))
         .values_list("provider", "day")
-        .annotate(
-            tokens=Sum("prompt_tokens") + Sum("completion_tokens"),
-            counted=Sum(calls),
-            uncounted=Count("id", filter=Q(job__isnull=True)),
-        )
-        .values_list("provider", "day", "tokens", "counted", "uncounted")
+        .annotate(tokens=Sum("prompt_tokens") + Sum("completion_tokens"), calls=Sum("calls"))
+        .values_list("provider", "day", "tokens", "calls")
     ):
         index = month.index(day)
         tokens_by_day.setdefault(provider, [0] * len(month))[index] = tokens or 0
-        # the job's count of calls; a summary whose job is gone made one at least
-        calls_by_day.setdefault(provider, [0] * len(month))[index] = (counted or 0) + uncounted
+        calls_by_day.setdefault(provider, [0] * len(month))[index] = calls or 0
     integrations = [
         {
             "id": row.pk,
@@ -125,6 +134,7 @@ def figures(org_id: uuid.UUID | None) -> Figures:
         tokens_by_day=tokens_by_day,
         calls_by_day=calls_by_day,
         integrations=integrations,
+        budgets=usage.month_status(org_id=org_id) if org_id is not None else [],
     )
 
 

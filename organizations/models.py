@@ -34,6 +34,18 @@ class Organization(BaseModel):
     name = models.CharField(max_length=200, help_text="Shown to members, in the admin's header and in mails.")
     slug = models.SlugField(max_length=64, unique=True)
     is_active = models.BooleanField(default=True)
+    monthly_token_budget = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="LLM tokens (prompt + completion) the organization may spend a month; empty: no limit.",
+    )
+    monthly_cost_budget = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="What the organization's LLM calls may cost a month, in LLM_PRICES' currency; empty: no limit.",
+    )
     # Sequence of the org's realtime events (realtime.events): gap-free, in commit order.
     event_seq = models.BigIntegerField(default=0, editable=False)
 

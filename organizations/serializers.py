@@ -7,12 +7,29 @@ from config.serializers import StrictInputSerializer
 from .models import Invitation, Organization
 
 
+def budget_tokens_field():
+    return serializers.IntegerField(
+        min_value=0, max_value=10**15, required=False, allow_null=True, help_text="Tokens a month; null: no limit."
+    )
+
+
+def budget_cost_field():
+    return serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="Cost a month, in LLM_PRICES' currency; null: no limit.",
+    )
+
+
 class OrganizationOutputSerializer(serializers.ModelSerializer):
     member_count = serializers.SerializerMethodField()
 
     class Meta:
         model = Organization
-        fields = ["id", "name", "slug", "created_at", "member_count"]
+        fields = ["id", "name", "slug", "created_at", "member_count", "monthly_token_budget", "monthly_cost_budget"]
         read_only_fields = fields
 
     def get_member_count(self, org: Organization) -> int:
@@ -25,6 +42,8 @@ class OrganizationUpdateInputSerializer(StrictInputSerializer):
     created_at = serializers.DateTimeField(read_only=True)
     member_count = serializers.IntegerField(read_only=True)
     name = serializers.CharField(max_length=200, required=False)
+    monthly_token_budget = budget_tokens_field()
+    monthly_cost_budget = budget_cost_field()
 
 
 class RegisterInputSerializer(StrictInputSerializer):
@@ -50,7 +69,16 @@ class RegistrationPendingSerializer(serializers.Serializer):
 class MemberOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
-        fields = ["id", "email", "name", "role", "is_active", "date_joined"]
+        fields = [
+            "id",
+            "email",
+            "name",
+            "role",
+            "is_active",
+            "date_joined",
+            "monthly_token_budget",
+            "monthly_cost_budget",
+        ]
         read_only_fields = fields
 
 
@@ -61,6 +89,8 @@ class MemberUpdateInputSerializer(StrictInputSerializer):
     date_joined = serializers.DateTimeField(read_only=True)
     role = serializers.ChoiceField(choices=Role.choices, required=False)
     is_active = serializers.BooleanField(required=False)
+    monthly_token_budget = budget_tokens_field()
+    monthly_cost_budget = budget_cost_field()
 
 
 class InvitationOutputSerializer(serializers.ModelSerializer):

@@ -158,13 +158,26 @@ def registration_claim_purge() -> int:
     return RegistrationClaim.objects.filter(expires_at__lte=timezone.now()).delete()[0]
 
 
-def organization_update(*, org: Organization, name: str | None = None) -> Organization:
+BUDGET_FIELDS = ("monthly_token_budget", "monthly_cost_budget")
+
+
+def organization_update(*, org: Organization, name: str | None = None, **budgets) -> Organization:
+    """Rename the organization and set its monthly budgets (`monthly_token_budget`,
+    `monthly_cost_budget`; None removes one). Only the fields given are written."""
+    fields = []
     if name is not None:
         if not name.strip():
             raise ValidationFailed("The organization name must not be blank.", "blank", "name")
         org.name = name.strip()
-        # Only the name: a concurrent deactivation or event_seq increment must survive.
-        org.save(update_fields=["name", "updated_at"])
+        fields.append("name")
+    for key, value in budgets.items():
+        if key not in BUDGET_FIELDS:
+            raise TypeError(f"unknown field {key}")
+        setattr(org, key, value)
+        fields.append(key)
+    if fields:
+        # Only these fields: a concurrent deactivation or event_seq increment must survive.
+        org.save(update_fields=[*fields, "updated_at"])
     return org
 
 
@@ -190,8 +203,10 @@ def member_update(
     user: User,
     role: str | None = None,
     is_active: bool | None = None,
+    **budgets,
 ) -> User:
-    """Change a member's role or activation; the last active admin stays (409)."""
+    """Change a member's role, activation or monthly budgets (None removes one); the last
+    active admin stays (409)."""
     _lock_org(org)
     user.refresh_from_db()
     new_role = role if role is not None else user.role
@@ -200,7 +215,11 @@ def member_update(
         raise Conflict("An organization must keep at least one active admin.", "last_admin")
     was_active = user.is_active
     user.role, user.is_active = new_role, new_active
-    user.save(update_fields=["role", "is_active"])
+    for key, value in budgets.items():
+        if key not in BUDGET_FIELDS:
+            raise TypeError(f"unknown field {key}")
+        setattr(user, key, value)
+    user.save(update_fields=["role", "is_active", *budgets])
     if was_active and not new_active:
         account_services.user_revoke_all_tokens(user=user)
     return user

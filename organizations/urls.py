@@ -1,6 +1,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from summaries.views import UsageView
+
 from . import views
 
 app_name = "org"
@@ -11,6 +13,7 @@ router.register("invitations", views.InvitationViewSet, basename="invitation")
 
 urlpatterns = [
     path("", views.OrganizationView.as_view(), name="detail"),
+    path("usage/", UsageView.as_view(), name="usage"),
     *router.urls,
 ]
 

@@ -447,9 +447,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
 def _creator_and_admins_only(event_type: str) -> bool:
     """Job and batch events, and the live text of a job's answer (`summary.delta`), are for
-    the job's or batch's creator (the event's `user_id`) and the org's admins; the rest of
-    an org's events for all its members."""
-    return event_type.partition(".")[0] in ("job", "batch") or event_type == "summary.delta"
+    the job's or batch's creator (the event's `user_id`) and the org's admins, and so are
+    budget alerts (a user's budget: that user and the admins; the organization's: the
+    admins); the rest of an org's events for all its members."""
+    return event_type.partition(".")[0] in ("job", "batch", "budget") or event_type == "summary.delta"
 
 
 def _job_of(event_type: str, data: dict) -> str | None:

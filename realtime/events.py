@@ -62,6 +62,7 @@ EventType = Literal[
     "batch.progress",
     "batch.completed",
     "batch.cancelled",
+    "budget.threshold",
 ]
 
 

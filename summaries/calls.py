@@ -21,8 +21,11 @@ from django.conf import settings
 
 from jobs.services import JobTimedOut
 
+from . import formats
 from .providers.base import Completion, LLMError, Provider, SummarizeOptions
+from .providers.tokens import estimate_tokens
 from .summarizer import Cancelled
+from .usage import Meter
 
 MAX_BACKOFF_S = 10.0
 
@@ -56,8 +59,10 @@ class JobCalls:
         deadline: float | None = None,
         alive: Callable[[], bool] = lambda: True,
         sleep: Callable[[float], None] = time.sleep,
+        meter: Meter | None = None,
     ):
         self.provider = provider
+        self.meter = meter
         self.retries_used = retries_used
         self.deadline = deadline
         self.alive = alive
@@ -69,7 +74,7 @@ class JobCalls:
         while True:
             self._check()
             try:
-                return self.provider.summarize(prompt, options)
+                return self._metered(prompt, options)
             except LLMError as error:
                 if error.booked_out:
                     raise RetryLater(error, error.retry_after or 1.0) from error
@@ -80,6 +85,35 @@ class JobCalls:
                 if delay > settings.LLM_RATE_LIMIT_MAX_WAIT_S:
                     raise RetryLater(error, delay) from error
             self._wait(delay)
+
+    def _metered(self, prompt: str, options: SummarizeOptions) -> Completion:
+        """One call, booked on the budgets before it is made and recorded as it went
+        (summaries.usage; BudgetExceeded when the budget has no room for it)."""
+        if self.meter is None:
+            return self.provider.summarize(prompt, options)
+        model = self.provider.model_for(options) if hasattr(self.provider, "model_for") else ""
+        booked = estimate_tokens(prompt) + formats.max_tokens(options.format, options.max_words, cite=options.cite)
+        reservation = self.meter.reserve(booked, model)
+        started = time.monotonic()
+        outcome, completion = "error", None
+        try:
+            completion = self.provider.summarize(prompt, options)
+            outcome = "ok"
+            return completion
+        except LLMError as error:
+            outcome = error.code
+            raise
+        finally:
+            self.meter.record(
+                reservation,
+                model=(completion.model if completion else "") or model,
+                stage=options.stage,
+                prompt_tokens=completion.prompt_tokens if completion else 0,
+                completion_tokens=completion.completion_tokens if completion else 0,
+                latency_ms=int((time.monotonic() - started) * 1000),
+                outcome=outcome,
+                requested_model=model,
+            )
 
     def _spend(self, error: LLMError, failures: int) -> float:
         """Take one retry from the budget; return how long to wait before it."""

@@ -154,3 +154,70 @@ class SummaryListQuerySerializer(serializers.Serializer):
 class PublishInputSerializer(StrictInputSerializer):
     integration_id = serializers.UUIDField()
     target = serializers.JSONField(required=False, default=dict)
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    """GET /api/v1/org/usage/: days (both included; by default this month so far), a grouping,
+    and for admins one member."""
+
+    MAX_DAYS = 366
+
+    to = serializers.DateField(required=False)
+    group_by = serializers.ChoiceField(choices=["day", "user", "model", "provider"], default="day")
+    user = serializers.UUIDField(required=False, help_text="Admins: one member's usage.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DateField(required=False)  # a keyword in Python
+        return fields
+
+    def validate(self, attrs):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        today = timezone.localdate()
+        end = attrs.get("to") or today
+        start = attrs.get("from") or end.replace(day=1)
+        if start > end:
+            raise serializers.ValidationError({"from": "`from` must not be after `to`."})
+        if (end - start) > timedelta(days=self.MAX_DAYS - 1):
+            raise serializers.ValidationError({"from": f"At most {self.MAX_DAYS} days at a time."})
+        return {**attrs, "from": start, "to": end}
+
+
+class UsageRowSerializer(serializers.Serializer):
+    day = serializers.DateField(required=False)
+    user_id = serializers.UUIDField(required=False, allow_null=True)
+    user_email = serializers.EmailField(required=False, allow_null=True)
+    provider = serializers.CharField(required=False)
+    model = serializers.CharField(required=False)
+    calls = serializers.IntegerField()
+    failed_calls = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=16, decimal_places=6)
+
+
+class BudgetStatusSerializer(serializers.Serializer):
+    month = serializers.CharField()
+    scope = serializers.ChoiceField(choices=["organization", "user"])
+    user_id = serializers.UUIDField(allow_null=True)
+    token_budget = serializers.IntegerField(allow_null=True)
+    tokens_spent = serializers.IntegerField()
+    cost_budget = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    cost_spent = serializers.DecimalField(max_digits=16, decimal_places=6)
+
+
+class UsageOutputSerializer(serializers.Serializer):
+    to = serializers.DateField()
+    group_by = serializers.CharField()
+    results = UsageRowSerializer(many=True)
+    totals = UsageRowSerializer()
+    budgets = BudgetStatusSerializer(many=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DateField()
+        return fields

@@ -23,7 +23,7 @@ from organizations.models import Organization
 from templates_app.models import Template
 from templates_app.placeholders import RenderContext
 
-from . import providers, summarizer
+from . import formats, providers, summarizer, usage
 from .calls import JobCalls, RetriesSpent, RetryLater
 from .models import Summary
 from .providers.base import LLMError, SummarizeOptions
@@ -62,6 +62,7 @@ def summary_request(
         reason = (error or {}).get("detail") or "its text could not be extracted"
         raise Conflict(f"The document cannot be summarized: {reason}", "document_failed")
     payload = _summarize_payload(template_id=template_id, provider=provider, model=model, options=options)
+    _check_budget(org, user, payload, Document.objects.filter(pk=document.pk))
     return job_services.job_create(
         org=org,
         kind=Job.Kind.SUMMARIZE,
@@ -121,6 +122,7 @@ def summary_batch_request(
         selection = {"filter": {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in criteria.items()}}
     if not selected:
         raise ValidationFailed("No document matches: the batch would be empty.", "no_documents")
+    _check_budget(org, user, payload, Document.objects.filter(pk__in=selected))
     return batch_create(
         org=org,
         created_by=user,
@@ -130,6 +132,20 @@ def summary_batch_request(
         queue=_queue(payload),
         document_ids=selected,
     )
+
+
+def _check_budget(org: Organization, user: User | None, payload: dict[str, Any], documents) -> None:
+    """402 `budget_exceeded` when the documents' estimate does not fit this month's budgets."""
+    if not usage.charged(payload["provider"]) or not usage.budgets_for(org.pk, user.pk if user else None):
+        return
+    from django.db.models import Sum
+
+    template = Template.objects.get(pk=payload["template_id"])
+    words = int(payload["options"].get("max_words") or template.default_max_words or 150)
+    answer = formats.max_tokens(payload["options"].get("format") or template.format or "prose", words, cite=True)
+    chars = documents.aggregate(total=Sum("char_count"))["total"] or 0
+    tokens = usage.request_estimate(chars, answer * max(1, documents.count()))
+    usage.check_request(org_id=org.pk, user_id=user.pk if user else None, provider=payload["provider"], tokens=tokens)
 
 
 def _summarize_payload(*, template_id, provider, model, options) -> dict[str, Any]:
@@ -267,7 +283,11 @@ def _summarize(job: Job) -> None:
             return lease.alive and job_services.job_set_progress(job_id=job.pk, lease_token=token, progress=percent)
 
         calls = JobCalls(
-            provider, retries_used=job.retries, deadline=job_services.job_deadline(job), alive=lambda: lease.alive
+            provider,
+            retries_used=job.retries,
+            deadline=job_services.job_deadline(job),
+            alive=lambda: lease.alive,
+            meter=usage.Meter(org_id=job.org_id, user_id=job.created_by_id, job_id=job.pk, provider=provider.name),
         )
         try:
             result = summarize_document(
@@ -295,6 +315,9 @@ def _summarize(job: Job) -> None:
             return
         except RetriesSpent as spent:
             job_services.job_fail(job_id=job.pk, lease_token=token, code=spent.error.code, detail=spent.detail)
+            return
+        except usage.BudgetExceeded as over:  # the call that would pass the budget: nothing is kept
+            job_services.job_fail(job_id=job.pk, lease_token=token, code="budget_exceeded", detail=str(over.detail))
             return
         except LLMError as error:
             job_services.job_fail(job_id=job.pk, lease_token=token, code=error.code, detail=error.detail)

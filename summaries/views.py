@@ -21,6 +21,8 @@ from .serializers import (
     SummarizeInputSerializer,
     SummaryListQuerySerializer,
     SummaryOutputSerializer,
+    UsageOutputSerializer,
+    UsageQuerySerializer,
     summary_output,
 )
 
@@ -133,3 +135,29 @@ class SummaryViewSet(
 
     def perform_destroy(self, instance: Summary) -> None:
         services.summary_delete(summary=instance, user=self.request.user)
+
+
+class UsageView(generics.GenericAPIView):
+    """GET /api/v1/org/usage/?from=&to=&group_by=day|user|model|provider — LLM calls and
+    tokens and their cost, with this month's budgets. Admins see the organization (or one
+    member's with `user=`); members see their own."""
+
+    serializer_class = UsageOutputSerializer
+
+    @extend_schema(parameters=[UsageQuerySerializer], responses={200: UsageOutputSerializer})
+    def get(self, request):
+        from accounts.models import Role
+
+        from . import usage
+
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        admin = request.user.role == Role.ADMIN
+        user_id = params.get("user") if admin else request.user.pk
+        body = usage.report(
+            org_id=request.org.pk, start=params["from"], end=params["to"], group_by=params["group_by"], user_id=user_id
+        )
+        # The organization's budget, and the member's own (or the one an admin asked about).
+        body["budgets"] = usage.month_status(org_id=request.org.pk, user_id=user_id)
+        return Response(body)

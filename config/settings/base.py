@@ -446,6 +446,10 @@ LLM_RATE_LIMIT_TPM = env.int("LLM_RATE_LIMIT_TPM", default=0)
 LLM_ORG_RATE_LIMIT_RPM = env.int("LLM_ORG_RATE_LIMIT_RPM", default=0)
 # Longest wait for a turn inside a task; beyond it the job gives its slot back and waits.
 LLM_RATE_LIMIT_MAX_WAIT_S = env.float("LLM_RATE_LIMIT_MAX_WAIT_S", default=60.0)
+# What calls cost (summaries.usage), per provider and model: prompt and completion prices per
+# million tokens, e.g. {"openai": {"gpt-4o-mini": [0.15, 0.60], "*": [2.5, 10]}}; `*` is any
+# other model of the provider. Unlisted models cost 0, and so does the built-in `local`.
+LLM_PRICES = env.json("LLM_PRICES", default={"openai": {"gpt-4o-mini": [0.15, 0.60], "gpt-4o": [2.5, 10.0]}})
 
 # --- HTTP security --------------------------------------------------------------
 # TLS is terminated by a proxy in front: SECURE_SSL_REDIRECT turns on HTTPS-only

@@ -7,6 +7,7 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
@@ -15,7 +16,7 @@ from conftest import PASSWORD, admin_client, make_tenant
 from documents.models import Document
 from integrations.models import Integration
 from jobs.models import Job
-from summaries.models import Summary
+from summaries.models import BudgetCounter, Summary, UsageDay
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +44,9 @@ def job(tenant, status="succeeded", *, days_ago=0, error=None, result=None):
 
 
 def summary(tenant, doc, *, provider="openai", prompt=100, completion=20, calls=None):
+    """A summary, its job and its calls (UsageDay: what the metering adds up)."""
     made = job(tenant, result={"calls": calls} if calls is not None else None)
+    used(tenant, provider, prompt, completion, calls or 1)
     return Summary.unscoped_objects.create(
         org=tenant.org,
         document=doc,
@@ -55,6 +58,23 @@ def summary(tenant, doc, *, provider="openai", prompt=100, completion=20, calls=
         source_sha256=doc.sha256,
         prompt_sha256="0" * 64,
         created_by=tenant.admin,
+    )
+
+
+def used(tenant, provider, prompt, completion, calls, *, failed=0, user=None):
+    row, _ = UsageDay.unscoped_objects.get_or_create(
+        org=tenant.org,
+        day=timezone.localdate(),
+        user_key=str((user or tenant.admin).pk),
+        provider=provider,
+        model="m",
+        defaults={"user": user or tenant.admin},
+    )
+    UsageDay.unscoped_objects.filter(pk=row.pk).update(
+        calls=F("calls") + calls,
+        failed_calls=F("failed_calls") + failed,
+        prompt_tokens=F("prompt_tokens") + prompt,
+        completion_tokens=F("completion_tokens") + completion,
     )
 
 
@@ -111,11 +131,17 @@ def test_a_superuser_sees_every_organization(acme, globex):
     assert {row["name"] for row in figures.integrations} == {"Team <b>Drive</b>", "Globex Notion"}
 
 
-def test_a_summary_without_its_job_counts_one_call(acme):
-    doc = document(acme, title="Orphan")
-    orphan = summary(acme, doc, provider="mistral", calls=5)
-    Summary.unscoped_objects.filter(pk=orphan.pk).update(job=None)
-    assert dict(dashboard.figures(acme.org.id).usage_totals)["mistral"] == (120, 1)
+def test_failed_calls_count_as_calls(acme):
+    used(acme, "mistral", 0, 0, 2, failed=2)
+    assert dict(dashboard.figures(acme.org.id).usage_totals)["mistral"] == (0, 2)
+
+
+def test_the_month_s_budget_is_shown_against_what_is_spent(acme):
+    type(acme.org).objects.filter(pk=acme.org.pk).update(monthly_token_budget=200)
+    BudgetCounter.unscoped_objects.create(org=acme.org, month=timezone.localdate().replace(day=1), tokens=180)
+    html = admin_client(acme.admin).get("/admin/").content.decode()
+    assert 'data-budget="tokens">' in html and "Monthly token budget: 180 of 200 (90%)" in html
+    assert "precis-budget-high" in html
 
 
 def test_the_index_is_the_organization_s_dashboard(acme, globex):
@@ -141,7 +167,7 @@ def test_the_index_is_the_organization_s_dashboard(acme, globex):
 def test_an_empty_organization_gets_an_empty_dashboard(db):
     tenant = make_tenant("Empty")
     html = admin_client(tenant.admin).get("/admin/").content.decode()
-    assert "No documents yet." in html and "No summaries this month." in html
+    assert "No documents yet." in html and "No LLM calls this month." in html
     assert "All integrations are working." in html
 
 
@@ -167,6 +193,5 @@ def test_the_figures_are_the_api_s(acme, globex):
         listed = client.get("/api/v1/jobs/", {"all": "true", "status": status}).json()
         recent = [j for j in listed["results"] if j["created_at"] >= figures.days[0].isoformat()]
         assert len(recent) == count, status
-    summaries = client.get("/api/v1/summaries/").json()["results"]
-    tokens = sum(s["prompt_tokens"] + s["completion_tokens"] for s in summaries if s["provider"] == "openai")
-    assert dict(figures.usage_totals)["openai"][0] == tokens
+    usage = client.get("/api/v1/org/usage/", {"group_by": "provider"}).json()["results"]
+    assert {row["provider"]: (row["total_tokens"], row["calls"]) for row in usage} == dict(figures.usage_totals)

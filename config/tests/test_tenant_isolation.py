@@ -211,6 +211,7 @@ ISOLATION_CASES: dict[str, IsolationCase] = {
         list_route="org:invitation-list",
         detail_route="org:invitation-detail",
         writes={"delete": {}},
+        actions={"org:invitation-resend": "post"},
     ),
 }
 
@@ -227,6 +228,7 @@ NOT_TENANT_DATA: dict[str, str] = {
     "auth:email-verify": "public; the signed verification token names its user",
     "auth:email-verify-resend": "always the caller themselves",
     "org:detail": "always the caller's own org (request.org); tested in organizations/tests",
+    "org:usage": "the caller's own org's usage (another org's `user=` finds nothing: summaries/tests/test_usage.py)",
     "templates:template-placeholders": "the placeholder registry, the same for every org",
     "integrations:providers": "the provider registry, the same for every org",
     "integrations:authorize": "starts a flow in the caller's own org (foreign integration_id: see integrations)",

@@ -25,6 +25,7 @@ from documents.models import Document
 from integrations.models import Integration
 from jobs.models import Job
 from organizations.models import Invitation
+from summaries import usage
 from summaries.models import Summary
 from templates_app.models import Template
 
@@ -265,6 +266,16 @@ def test_the_dashboard_shows_the_api_s_figures(page, live_server, orgs):
     Integration.unscoped_objects.create(
         org=acme.org, provider="google_drive", name="Acme Drive", status="needs_reauth", created_by=acme.admin
     )
+    for tenant, tokens in ((acme, (1000, 500)), (orgs["globex"].tenant, (7000, 7))):  # two metered LLM calls
+        meter = usage.Meter(org_id=tenant.org.pk, user_id=tenant.admin.pk, job_id=None, provider="openai")
+        meter.record(
+            meter.reserve(sum(tokens), "gpt-4o-mini"),
+            model="gpt-4o-mini",
+            stage="single",
+            prompt_tokens=tokens[0],
+            completion_tokens=tokens[1],
+            latency_ms=900,
+        )
     log_in(page, live_server.url, acme.admin.email)
     assert page.inner_text("#site-name") == "Precis administration · Acme"
     assert page.title() == "Dashboard | Precis"
@@ -291,9 +302,12 @@ def test_the_dashboard_shows_the_api_s_figures(page, live_server, orgs):
     assert "Acme Drive" in page.inner_text("#dashboard-integrations")
     assert "Globex" not in page.inner_text("#content")
 
-    summaries = api.get("/api/v1/summaries/").json()["results"]
-    tokens = sum(s["prompt_tokens"] + s["completion_tokens"] for s in summaries if s["provider"] == "local")
-    assert int(page.inner_text("#dashboard-usage td[data-tokens=local]")) == tokens
+    metered = api.get("/api/v1/org/usage/", {"group_by": "provider"}).json()["results"]
+    shown_usage = {
+        cell.get_attribute("data-tokens"): int(cell.inner_text())
+        for cell in page.locator("#dashboard-usage td[data-tokens]").all()
+    }
+    assert shown_usage == {row["provider"]: row["total_tokens"] for row in metered} == {"openai": 1500}
     screenshot(page, "admin-dashboard")
 
 

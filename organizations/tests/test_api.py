@@ -52,7 +52,16 @@ class TestMembers:
         emails = {row["email"] for row in body["results"]}
         assert emails == {"admin@acme.test", "member@acme.test"}
         assert set(body) == {"next", "previous", "results"}
-        assert set(body["results"][0]) == {"id", "email", "name", "role", "is_active", "date_joined"}
+        assert set(body["results"][0]) == {
+            "id",
+            "email",
+            "name",
+            "role",
+            "is_active",
+            "date_joined",
+            "monthly_token_budget",
+            "monthly_cost_budget",
+        }
 
     def test_admin_changes_role(self, tenant):
         response = tenant.client().patch(f"{USERS}{tenant.member.id}/", {"role": "admin"})
