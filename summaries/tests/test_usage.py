@@ -350,3 +350,17 @@ class TestThroughTheWorker:
         spent = sum(c.prompt_tokens + c.completion_tokens for c in LLMCall.unscoped_objects.all())
         assert counter.tokens == spent <= budget  # settled to what was used; reservations released
         assert 0 < len(fake_llm.requests) == LLMCall.unscoped_objects.count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admins_are_mailed_when_a_budget_crosses_80_percent(tenant, celery_worker, mailbox):
+    from config.tests.mailbox import text_of
+
+    type(tenant.org).objects.filter(pk=tenant.org.pk).update(monthly_token_budget=1000)
+    second_admin = make_user(tenant.org, Role.ADMIN, email="second-admin@acme.test")
+    spend(tenant, (800, 50), user=tenant.member)  # committed: the mails go out through the worker
+    first = mailbox.wait_for(to=tenant.admin.email)
+    assert "Acme's token budget is 80% spent" in first["Subject"]
+    assert "850 of 1000 tokens" in text_of(first)
+    assert mailbox.wait_for(to=second_admin.email)["Subject"] == first["Subject"]
+    assert not mailbox.to(tenant.member.email)  # members are not mailed
