@@ -122,6 +122,11 @@ class UserAdmin(TenantAdminMixin, BaseUserAdmin):
             User.objects.filter(pk=obj.pk).update(is_active=False)
             services.user_revoke_all_tokens(user=obj)
 
+    def get_deleted_objects(self, objs, request):
+        """"Delete" deactivates: the confirmation lists only the users, nothing of theirs goes."""
+        users = list(objs)
+        return [str(user) for user in users], {self.model._meta.verbose_name_plural: len(users)}, set(), []
+
     def log_deletions(self, request, queryset):
         """The admin's history says what happens: a change (deactivated), not a deletion."""
         from django.contrib.admin.models import CHANGE, LogEntry

@@ -26,3 +26,16 @@ class PublicEndpointScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {}
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "organizations.api_keys.ApiKeyAuthentication"
+    name = "apiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "pk_…",
+            "description": "An organization's API key (POST /api/v1/org/api-keys/), shown once when created.",
+        }

@@ -1,12 +1,17 @@
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Role
 from config.errors import PrecisError
 
-from . import services
-from .models import Invitation, Organization
+from . import api_keys, services
+from .models import ApiKey, Invitation, Organization
 from .tenancy import org_scope
-from .tenant_admin import TenantAdminMixin, is_org_admin, scope_queryset_for
+from .tenant_admin import TenantAdminMixin, TenantForm, is_org_admin, scope_queryset_for
 
 
 @admin.register(Organization)
@@ -103,3 +108,87 @@ class InvitationAdmin(TenantAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"Invitation mailed again to {', '.join(sent)}.", messages.SUCCESS)
         for line in refused:
             self.message_user(request, f"Not sent: {line}", messages.ERROR)
+
+
+class ApiKeyForm(TenantForm):
+    name = forms.CharField(max_length=200, help_text="What the key is for (a server, a script).")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER, help_text="At most your own role.")
+    scopes = forms.MultipleChoiceField(
+        choices=ApiKey.Scope.choices,
+        initial=[ApiKey.Scope.READ, ApiKey.Scope.WRITE],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="`read`: GET requests only; `write`: everything else too.",
+    )
+    expires_at = forms.DateTimeField(required=False, help_text="Empty: the key does not expire.")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantAdminMixin, admin.ModelAdmin):
+    """Keys are made here (shown once, on the page that makes them) and revoked; never edited."""
+
+    list_display = ["name", "prefix_shown", "role", "scopes", "created_by", "last_used_at", "key_status", "created_at"]
+    list_filter = ["role", "org"]
+    search_fields = ["name", "prefix"]
+    fields = ["org", "name", "prefix_shown", "role", "scopes", "expires_at", "created_by", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+    delete_selected_label = None
+
+    class Media:
+        css = {"all": ["precis_admin/admin.css"]}
+
+    @admin.display(description="key")
+    def prefix_shown(self, key: ApiKey) -> str:
+        return f"pk_{key.prefix}_…"
+
+    @admin.display(description="status")
+    def key_status(self, key: ApiKey) -> str:
+        return "revoked" if key.revoked_at else ("active" if key.is_usable else "expired")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked, not deleted: the row says who had it and when it was used
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        for key in queryset:
+            api_keys.api_key_revoke(key=key)
+        self.message_user(request, f"{queryset.count()} key(s) revoked; they stop working at once.", messages.SUCCESS)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        posted = request.method == "POST"
+        form = ApiKeyForm(request.POST if posted else None, superuser=False)
+        if request.user.org_id is None:
+            self.message_user(
+                request, "A key acts as its creator: create it as an admin of the organization.", messages.ERROR
+            )
+            return HttpResponseRedirect(reverse("admin:organizations_apikey_changelist"))
+        if posted and form.is_valid():
+            try:
+                with org_scope(request.user.org_id):
+                    key, plain = api_keys.api_key_create(
+                        org=request.user.org,
+                        user=request.user,
+                        name=form.cleaned_data["name"],
+                        role=form.cleaned_data["role"],
+                        scopes=form.cleaned_data["scopes"],
+                        expires_at=form.cleaned_data["expires_at"],
+                    )
+            except PrecisError as error:
+                form.add_error(None, str(error.detail))
+            else:
+                self.log_addition(request, key, [{"added": {}}])
+                # On this page only: never in a message, a log or the session.
+                return self.console_page(
+                    request, "admin/organizations/apikey/created.html", "API key created", key=key, plain=plain
+                )
+        return self.console_page(request, "admin/organizations/apikey/add.html", "Create an API key", form=form)

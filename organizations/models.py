@@ -156,3 +156,39 @@ class IdempotencyRecord(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+class ApiKey(TenantModel):
+    """An organization's key for servers and scripts (organizations.api_keys).
+
+    Shown once when created (`pk_<prefix>_<secret>`); only its SHA-256 is stored, the
+    prefix stays visible. It acts as its creator with its own role (never more than the
+    creator's at the time of the request) and scopes; revoking it takes effect at once.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read"
+        WRITE = "write", "Write"
+
+    name = models.CharField(max_length=200, help_text="What the key is for (a server, a script).")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    role = models.CharField(
+        max_length=16, choices=Role.choices, default=Role.MEMBER, help_text="At most its creator's role."
+    )
+    scopes = models.JSONField(default=list, help_text="`read` (GET) and/or `write` (everything else).")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: the key does not expire.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta(TenantModel.Meta):
+        verbose_name = "API key"
+        indexes = [models.Index(fields=["org", "-created_at"], name="apikey_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (pk_{self.prefix}…)"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())

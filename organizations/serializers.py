@@ -4,7 +4,7 @@ from accounts.models import Role, User
 from accounts.serializers import MeOutputSerializer
 from config.serializers import StrictInputSerializer
 
-from .models import Invitation, Organization
+from .models import ApiKey, Invitation, Organization
 
 
 def budget_tokens_field():
@@ -118,3 +118,50 @@ class InvitationOutputSerializer(serializers.ModelSerializer):
 class InvitationCreateInputSerializer(StrictInputSerializer):
     email = serializers.EmailField(max_length=254)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+
+class ApiKeyOutputSerializer(serializers.ModelSerializer):
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True)
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "role",
+            "scopes",
+            "expires_at",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+            "status",
+        ]
+        read_only_fields = fields
+
+    def get_status(self, key: ApiKey) -> str:
+        if key.revoked_at:
+            return "revoked"
+        return "active" if key.is_usable else "expired"
+
+
+class ApiKeyCreatedSerializer(ApiKeyOutputSerializer):
+    key = serializers.CharField(read_only=True, help_text="The key itself: shown this once, never again.")
+
+    class Meta(ApiKeyOutputSerializer.Meta):
+        fields = [*ApiKeyOutputSerializer.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+class ApiKeyCreateInputSerializer(StrictInputSerializer):
+    name = serializers.CharField(max_length=200)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiKey.Scope.choices),
+        min_length=1,
+        max_length=2,
+        default=lambda: [ApiKey.Scope.READ, ApiKey.Scope.WRITE],
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)

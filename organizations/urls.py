@@ -10,6 +10,7 @@ app_name = "org"
 router = SimpleRouter()
 router.register("users", views.MemberViewSet, basename="user")
 router.register("invitations", views.InvitationViewSet, basename="invitation")
+router.register("api-keys", views.ApiKeyViewSet, basename="api-key")
 
 urlpatterns = [
     path("", views.OrganizationView.as_view(), name="detail"),

@@ -3,20 +3,23 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import PublicEndpointAuthentication
-from accounts.models import User
+from accounts.models import Role, User
 from accounts.serializers import TokenInputSerializer
 from accounts.throttles import RegisterIPThrottle
 from config.pagination import CursorPagination
 from config.schema import ConflictErrorResponseSerializer
 
-from . import services
-from .models import Invitation
+from . import api_keys, services
+from .models import ApiKey, Invitation
 from .serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateInputSerializer,
+    ApiKeyOutputSerializer,
     InvitationCreateInputSerializer,
     InvitationOutputSerializer,
     MemberOutputSerializer,
@@ -161,3 +164,48 @@ class InvitationViewSet(
 
     def perform_destroy(self, instance: Invitation) -> None:
         services.invitation_revoke(org=self.request.org, invitation=instance)
+
+
+class SignedInPerson(BasePermission):
+    """A person's sign-in (a JWT), not an API key."""
+
+    message = "API keys cannot manage API keys; sign in as a person."
+    code = "api_key_not_allowed"
+
+    def has_permission(self, request, view) -> bool:
+        return not isinstance(request.auth, ApiKey)
+
+
+class ApiKeyViewSet(
+    TenantViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The organization's API keys. Anyone signed in creates keys for themselves (a role no
+    higher than their own); admins list and revoke every key of the org, members their own.
+    Keys are managed with a person's sign-in only: a key cannot list, make or revoke keys."""
+
+    model = ApiKey
+    serializer_class = ApiKeyOutputSerializer
+    permission_classes = [IsAuthenticated, SignedInPerson]
+
+    def refine_queryset(self, queryset):
+        if self.request.user.role != Role.ADMIN:
+            queryset = queryset.filter(created_by=self.request.user)
+        return queryset.order_by("-created_at")
+
+    @extend_schema(request=ApiKeyCreateInputSerializer, responses={201: ApiKeyCreatedSerializer})
+    def create(self, request, *args, **kwargs):
+        data = ApiKeyCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, plain = api_keys.api_key_create(org=request.org, user=request.user, **data.validated_data)
+        body = ApiKeyCreatedSerializer(key).data | {"key": plain}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, *args, **kwargs):
+        """Revoke: the key stops working at once (REST and its open sockets); the row stays."""
+        api_keys.api_key_revoke(key=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

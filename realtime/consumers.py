@@ -63,10 +63,16 @@ class Identity:
     expires_at: float  # the access token's exp (epoch seconds)
     password_claim: str  # the token's hash of the password hash: a password change ends the socket
     session_key: str = ""  # a session's socket: logging out ends it
+    api_key_id: str = ""  # an API key's socket: revoking the key ends it at once
 
 
 def _authenticate(token: str) -> Identity | None:
-    """The same checks as the REST API: signature, expiry, type, user active, same org."""
+    """The same checks as the REST API: signature, expiry, type, user active, same org; or
+    an API key's (organizations.api_keys)."""
+    from organizations import api_keys
+
+    if api_keys.looks_like_key(token):
+        return _key_identity(token)
     from rest_framework_simplejwt.exceptions import TokenError
     from rest_framework_simplejwt.settings import api_settings
     from rest_framework_simplejwt.tokens import AccessToken
@@ -94,6 +100,27 @@ def _authenticate(token: str) -> Identity | None:
         user.role == Role.ADMIN,
         float(access["exp"]),
         str(access.get(api_settings.REVOKE_TOKEN_CLAIM, "")),
+    )
+
+
+def _key_identity(token: str) -> Identity | None:
+    from rest_framework.exceptions import AuthenticationFailed
+    from rest_framework_simplejwt.utils import get_md5_hash_password
+
+    from accounts.models import Role
+    from organizations import api_keys
+
+    try:
+        key, user = api_keys.authenticate_key(token)
+    except AuthenticationFailed:
+        return None
+    return Identity(
+        str(user.id),
+        str(user.org_id),
+        user.role == Role.ADMIN,
+        key.expires_at.timestamp() if key.expires_at else float("inf"),
+        get_md5_hash_password(user.password),
+        api_key_id=str(key.pk),
     )
 
 
@@ -151,6 +178,14 @@ def _recheck(identity: Identity) -> Identity | None:
         or (identity.session_key and not _session_exists(identity.session_key))
     ):
         return None
+    if identity.api_key_id:
+        from organizations import api_keys
+        from organizations.models import ApiKey
+
+        key = ApiKey.unscoped_objects.filter(pk=identity.api_key_id).first()
+        if key is None or not key.is_usable:
+            return None
+        return dataclasses.replace(identity, is_admin=api_keys.effective_role(key, user) == Role.ADMIN)
     return dataclasses.replace(identity, is_admin=user.role == Role.ADMIN)
 
 
@@ -275,6 +310,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.last_seq = await database_sync_to_async(_current_seq)(identity.org_id)
         start = await self._since_position(since) if since else self.last_seq
         self.groups_joined = [org_group(identity.org_id), user_group(identity.user_id)]
+        if identity.api_key_id:
+            from organizations.api_keys import socket_group
+
+            self.groups_joined.append(socket_group(identity.api_key_id))
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         if start is not None:
@@ -429,6 +468,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps({"type": "error", "data": {"code": code, "detail": detail}}))
 
     # -- token expiry and membership changes ---------------------------------------------
+    async def credential_revoked(self, message):
+        """The socket's API key was revoked (organizations.api_keys): closed at once."""
+        if getattr(self, "watchdog", None):
+            self.watchdog.cancel()
+        self.identity = None  # nothing more is sent on this socket
+        await self.close(code=CLOSE_UNAUTHORIZED)
+
     async def _watch(self) -> None:
         try:
             while True:

@@ -236,7 +236,10 @@ EMAIL_VERIFY_TTL_HOURS = env.int("EMAIL_VERIFY_TTL_HOURS", default=72)
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TenantJWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "organizations.api_keys.ApiKeyAuthentication",  # `Bearer pk_…`; any other bearer token is a JWT
+        "accounts.authentication.TenantJWTAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["config.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

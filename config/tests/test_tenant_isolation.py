@@ -150,7 +150,27 @@ def _integration_intact(pk: str) -> bool:
     return integration is not None and integration.access_token == "secret-token"
 
 
+def _make_api_key(tenant: Tenant) -> str:
+    from organizations import api_keys
+    from organizations.tenancy import org_scope
+
+    with org_scope(tenant.org.pk):
+        key, _plain = api_keys.api_key_create(
+            org=tenant.org, user=tenant.admin, name="Secret", role="member", scopes=["read"]
+        )
+    return str(key.id)
+
+
 ISOLATION_CASES: dict[str, IsolationCase] = {
+    "api_keys": IsolationCase(
+        make=_make_api_key,
+        still_intact=lambda pk: (
+            __import__("organizations.models").models.ApiKey.unscoped_objects.get(pk=pk).revoked_at is None
+        ),
+        list_route="org:api-key-list",
+        detail_route="org:api-key-detail",
+        writes={"delete": {}},
+    ),
     "integrations": IsolationCase(
         make=_make_integration,
         still_intact=_integration_intact,

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from conftest import PASSWORD, admin_client, make_user
 from organizations.models import Invitation, Organization
+from organizations.tenancy import org_scope
 
 pytestmark = pytest.mark.django_db
 
@@ -265,3 +266,42 @@ class TestInvitationsThroughTheServices:
         response = self.add(admin_client(tenant.admin), email)
         assert response.status_code == 200 and said in response.content.decode()
         assert not Invitation.unscoped_objects.exists()
+
+
+class TestApiKeysInTheAdmin:
+    def test_a_key_is_made_shown_once_and_revoked(self, tenant, other_tenant):
+        from organizations import api_keys
+        from organizations.models import ApiKey
+
+        client = admin_client(tenant.admin)
+        page = client.post(
+            "/admin/organizations/apikey/add/", {"name": "Nightly export", "role": "member", "scopes": ["read"]}
+        )
+        assert page.status_code == 200
+        key = ApiKey.unscoped_objects.get(org=tenant.org)
+        html = page.content.decode()
+        plain = html.split('id="api-key">')[1].split("<")[0]
+        assert api_keys.key_hash(plain) == key.key_hash and "shown this once" in html
+        listing = client.get("/admin/organizations/apikey/").content.decode()
+        assert f"pk_{key.prefix}_…" in listing and plain not in listing
+        with org_scope(other_tenant.org.pk):
+            theirs, _ = api_keys.api_key_create(
+                org=other_tenant.org, user=other_tenant.admin, name="Theirs", role="member", scopes=["read"]
+            )
+        assert "Theirs" not in listing
+        client.post(
+            "/admin/organizations/apikey/",
+            {"action": "revoke", "_selected_action": [str(key.pk), str(theirs.pk)]},
+        )
+        key.refresh_from_db()
+        theirs.refresh_from_db()
+        assert key.revoked_at is not None and theirs.revoked_at is None
+
+    def test_an_admin_cannot_make_a_key_above_their_role_nor_a_bad_one(self, tenant):
+        from organizations.models import ApiKey
+
+        User.objects.filter(pk=tenant.admin.pk).update(role=Role.ADMIN)
+        client = admin_client(tenant.admin)
+        response = client.post("/admin/organizations/apikey/add/", {"name": "", "role": "owner", "scopes": []})
+        assert response.status_code == 200 and "This field is required" in response.content.decode()
+        assert not ApiKey.unscoped_objects.exists()

@@ -24,7 +24,7 @@ from conftest import PASSWORD, Tenant, make_tenant
 from documents.models import Document
 from integrations.models import Integration
 from jobs.models import Job
-from organizations.models import Invitation
+from organizations.models import ApiKey, Invitation
 from summaries import usage
 from summaries.models import Summary
 from templates_app.models import Template
@@ -148,6 +148,9 @@ def populate(name: str) -> Org:
         created_by=admin,
     )
     Integration.unscoped_objects.create(org=org, provider="slack", name=f"{name} Slack Workspace", created_by=admin)
+    ApiKey.unscoped_objects.create(
+        org=org, name=f"{name} Deploy Key", prefix=org.slug[:8], key_hash=sha, scopes=["read"], created_by=admin
+    )
     markers = {
         "/admin/accounts/user/": [tenant.admin.email, tenant.member.email],
         "/admin/organizations/organization/": [name],
@@ -157,6 +160,7 @@ def populate(name: str) -> Org:
         "/admin/summaries/summary/": [f"{name} Executive Brief", f"{name.lower()}-model"],
         "/admin/templates_app/template/": [f"{name} Weekly Digest"],
         "/admin/integrations/integration/": [f"{name} Slack Workspace"],
+        "/admin/organizations/apikey/": [f"{name} Deploy Key"],
     }
     counts = dict.fromkeys(markers, 1) | {"/admin/accounts/user/": 2}
     return Org(tenant=tenant, markers=markers, counts=counts)
@@ -200,7 +204,8 @@ def test_org_admin_sees_only_own_rows_in_every_changelist(page, live_server, org
         # Nowhere on the page (rows, filters, hidden inputs): nothing of the other org.
         html = page.content().lower()
         leaked = [text for text in foreign if text.lower() in html]
-        assert not leaked, f"{url}: {me}'s admin sees {them}'s data {leaked}:\n{page.inner_text('body')[:2000]}"
+        where = [html[max(0, html.find(t.lower()) - 80) : html.find(t.lower()) + 80] for t in leaked]
+        assert not leaked, f"{url}: {me}'s admin sees {them}'s data {leaked}, in: {where}"
 
 
 def submit(page, selector: str):
@@ -436,6 +441,7 @@ def test_no_object_of_another_organization_is_reachable_by_url(page, live_server
         "summaries/summary": [Summary.unscoped_objects.get(org=g).pk],
         "templates_app/template": [Template.unscoped_objects.get(org=g).pk],
         "integrations/integration": [Integration.unscoped_objects.get(org=g).pk],
+        "organizations/apikey": [ApiKey.unscoped_objects.get(org=g).pk],
     }
     foreign = [globex.name, *(m for ms in globex.markers.values() for m in ms)]
     for model, pks in rows.items():

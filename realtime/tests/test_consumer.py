@@ -468,3 +468,67 @@ class TestSessionAuth:
         assert await receive(ws) == {"type": "pong"}
         await sync_to_async(Session.objects.all().delete)()
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+
+
+class TestApiKeys:
+    """Issue 18: an API key opens a socket as its creator; revoking it closes the socket at
+    once (through the channel layer, not the periodic recheck)."""
+
+    @staticmethod
+    def make_key(user, **fields):
+        from organizations import api_keys
+
+        def make():
+            return api_keys.api_key_create(
+                org=user.org, user=user, name="socket", role=user.role, scopes=["read"], **fields
+            )
+
+        return sync_to_async(make)()
+
+    async def test_a_key_opens_a_socket_and_revoking_it_closes_the_socket_at_once(self, org_a, settings):
+        from organizations import api_keys
+
+        settings.REALTIME_RECHECK_S = 3600  # the close below cannot come from the recheck
+        key, plain = await self.make_key(org_a.admin)
+        ws, connected, subprotocol = await connect(token=plain)
+        assert connected and subprotocol == "bearer"
+        sent = await publish(org_a.org, "document.created", {"id": "d1"})
+        assert (await receive(ws))["id"] == sent["id"]
+
+        def revoke():
+            from django.db import transaction
+
+            with transaction.atomic():
+                api_keys.api_key_revoke(key=key)
+
+        await sync_to_async(revoke)()
+        assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+
+    @pytest.mark.parametrize("case", ["revoked", "expired", "garbage"])
+    async def test_an_unusable_key_closes_4401(self, org_a, case):
+        from django.utils import timezone
+
+        from organizations.models import ApiKey
+
+        key, plain = await self.make_key(org_a.member)
+        if case == "revoked":
+            await sync_to_async(ApiKey.unscoped_objects.filter(pk=key.pk).update)(revoked_at=timezone.now())
+        elif case == "expired":
+            past = timezone.now() - timedelta(seconds=1)
+            await sync_to_async(ApiKey.unscoped_objects.filter(pk=key.pk).update)(expires_at=past)
+        else:
+            plain = "pk_garbage_key"
+        communicator = WebsocketCommunicator(
+            application, PATH, subprotocols=["bearer", plain], headers=[(b"host", b"localhost")]
+        )
+        await communicator.connect(timeout=5)
+        assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+
+    async def test_a_member_key_gets_only_its_creator_s_job_events(self, org_a):
+        _key, plain = await self.make_key(org_a.member)
+        ws, connected, _ = await connect(token=plain)
+        assert connected
+        await publish(org_a.org, "job.queued", {"id": "admin-job"}, user_id=str(org_a.admin.pk))
+        mine = await publish(org_a.org, "job.queued", {"id": "member-job"}, user_id=str(org_a.member.pk))
+        assert (await receive(ws))["id"] == mine["id"]
+        await assert_silent(ws)
