@@ -104,10 +104,14 @@ class UserAdmin(TenantAdminMixin, BaseUserAdmin):
         return exclude
 
     def save_model(self, request, obj, form, change):
-        if change and {"role", "is_active"} & set(form.changed_data):
+        managed = {"role", "is_active", *member_services.BUDGET_FIELDS}
+        if change and managed & set(form.changed_data):
             current = User.objects.select_related("org").get(pk=obj.pk)
             if current.org_id is not None:
-                member_services.member_update(org=current.org, user=current, role=obj.role, is_active=obj.is_active)
+                budgets = {name: getattr(obj, name) for name in member_services.BUDGET_FIELDS}
+                member_services.member_update(
+                    org=current.org, user=current, role=obj.role, is_active=obj.is_active, **budgets
+                )
             elif current.is_active and not obj.is_active:
                 services.user_revoke_all_tokens(user=current)
         super().save_model(request, obj, form, change)
@@ -123,7 +127,7 @@ class UserAdmin(TenantAdminMixin, BaseUserAdmin):
             services.user_revoke_all_tokens(user=obj)
 
     def get_deleted_objects(self, objs, request):
-        """"Delete" deactivates: the confirmation lists only the users, nothing of theirs goes."""
+        """ "Delete" deactivates: the confirmation lists only the users, nothing of theirs goes."""
         users = list(objs)
         return [str(user) for user in users], {self.model._meta.verbose_name_plural: len(users)}, set(), []
 

@@ -71,10 +71,26 @@ def user_create(
 
 def user_login(*, email: str, password: str, request=None) -> dict[str, str]:
     """Email + password → a fresh token pair. Wrong or inactive: 401, same message."""
+    from organizations import audit
+
     user = authenticate(request, username=normalize_email(email), password=password)
     if user is None or user.org_id is None:
+        _audit_failed_login(normalize_email(email))
         raise AuthenticationFailed("Invalid email or password.", code="invalid_credentials")
-    return token_pair_for(user)
+    with transaction.atomic():  # the view runs outside the request transaction
+        audit.record("auth.login", org=user.org_id, actor=user, target=user, target_label=user.email)
+        return token_pair_for(user)
+
+
+def _audit_failed_login(email: str) -> None:
+    """A failed login of a known account goes in its organization's log (an unknown address
+    belongs to no organization). The login view runs outside the request transaction, so
+    the 401 does not roll this back."""
+    from organizations import audit
+
+    user = User.objects.filter(email=email, org__isnull=False).only("pk", "org_id", "email").first()
+    if user is not None:
+        audit.record("auth.login_failed", org=user.org_id, target=user, target_label=email, actor_label=email)
 
 
 def token_refresh(*, refresh: str) -> dict[str, str]:
@@ -87,6 +103,7 @@ def token_refresh(*, refresh: str) -> dict[str, str]:
     try:
         old = PrecisRefreshToken(refresh)
     except TokenError:
+        _audit_reuse(refresh)
         raise AuthenticationFailed(
             "Refresh token is invalid, expired or already used.", code="token_not_valid"
         ) from None
@@ -95,10 +112,31 @@ def token_refresh(*, refresh: str) -> dict[str, str]:
         raise AuthenticationFailed("User is inactive or no longer exists.", code="user_inactive")
     if not token_matches_password(old, user):
         raise AuthenticationFailed("The user's password has been changed.", code="password_changed")
-    _outstanding, newly_blacklisted = old.blacklist()
-    if not newly_blacklisted:  # a concurrent refresh with the same token won: this is a replay
-        raise AuthenticationFailed("Refresh token already used.", code="token_not_valid")
-    return token_pair_for(user)
+    with transaction.atomic():  # the view runs outside the request transaction
+        _outstanding, newly_blacklisted = old.blacklist()
+        if newly_blacklisted:
+            return token_pair_for(user)
+    # A concurrent refresh with the same token won: this is a replay.
+    _audit_reuse(refresh)
+    raise AuthenticationFailed("Refresh token already used.", code="token_not_valid")
+
+
+def _audit_reuse(refresh: str) -> None:
+    """A genuine refresh token (its signature checks out) that was already rotated: someone
+    replays a session. Recorded in its user's organization."""
+    from rest_framework_simplejwt.state import token_backend
+
+    from organizations import audit
+
+    try:
+        payload = token_backend.decode(refresh, verify=True)
+    except Exception:
+        return  # forged, expired or malformed: nothing to attribute
+    if not BlacklistedToken.objects.filter(token__jti=payload.get("jti")).exists():
+        return
+    user = User.objects.filter(pk=payload.get("user_id"), org__isnull=False).first()
+    if user is not None:
+        audit.record("auth.refresh_reused", org=user.org_id, target=user, target_label=user.email)
 
 
 def user_logout(*, user: User, refresh: str) -> None:
@@ -140,6 +178,10 @@ def user_update_profile(
         fields = _apply_profile(fresh, name, current_password, new_password)
         if fields:
             fresh.save(update_fields=fields)
+        if "password" in fields and fresh.org_id:
+            from organizations import audit
+
+            audit.record("auth.password_changed", org=fresh.org_id, target=fresh, target_label=fresh.email)
     return fresh
 
 
@@ -282,4 +324,8 @@ def password_reset_confirm(*, token: str, password: str) -> User:
     user.email_verified_at = user.email_verified_at or timezone.now()
     user.save(update_fields=["password", "email_verified_at"])
     user_revoke_all_tokens(user=user)
+    if user.org_id:
+        from organizations import audit
+
+        audit.record("auth.password_reset", org=user.org_id, actor=user, target=user, target_label=user.email)
     return user

@@ -1,6 +1,7 @@
 """Auth endpoints: login, refresh, logout, me, password reset, address verification
 (registration lives with organizations)."""
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import AuthenticationFailed
@@ -39,6 +40,11 @@ class LoginView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [LoginIPThrottle]
 
+    @classmethod
+    def as_view(cls, **initkwargs):
+        # Outside the request transaction: a refused login's audit entry stays.
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
     @extend_schema(
         request=LoginInputSerializer, responses={200: TokenPairSerializer, 401: ErrorResponseSerializer}, auth=[]
     )
@@ -60,6 +66,11 @@ class LoginView(APIView):
 class RefreshView(APIView):
     authentication_classes = [PublicEndpointAuthentication]
     permission_classes = [AllowAny]
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        # Outside the request transaction: a replayed token's audit entry stays.
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     @extend_schema(
         request=RefreshInputSerializer, responses={200: TokenPairSerializer, 401: ErrorResponseSerializer}, auth=[]

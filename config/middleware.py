@@ -6,6 +6,7 @@ fresh one so that ids stay safe to log and to put in headers. The id, and the
 org and user once authenticated, are bound to every log line of the request.
 """
 
+import contextvars
 import re
 import time
 import uuid
@@ -15,6 +16,8 @@ import structlog
 from .metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: The request being served in this context (the audit log reads who, from where, which request).
+current_request: contextvars.ContextVar = contextvars.ContextVar("current_request", default=None)
 access_log = structlog.get_logger("precis.access")
 
 
@@ -29,9 +32,13 @@ class RequestContextMiddleware:
         incoming = request.headers.get(self.header, "")
         request_id = incoming if SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
+        bound = current_request.set(request)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        response = self.get_response(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request.reset(bound)
         response[self.header] = request_id
         self._observe(request, response, time.perf_counter() - started)
         return response

@@ -136,7 +136,10 @@ def document_update(
 def document_delete(*, document: Document) -> None:
     """Delete the row (its summaries cascade), cancel its unfinished jobs, and
     remove its stored file after commit."""
+    from organizations import audit
+
     file = document.file
+    audit.record("document.deleted", org=document.org_id, target=document)
     job_services.job_cancel_for_document(document_id=document.pk)
     events.publish(document.org_id, "document.deleted", {"id": str(document.pk)})
     # A replayable create response would keep the deleted text: it goes too.

@@ -34,6 +34,7 @@ from jobs import services as job_services
 from jobs.lease import LeaseKeeper
 from jobs.models import Job
 from jobs.scheduler import queue_for, schedule_soon
+from organizations import audit
 from organizations.models import Organization
 
 from . import crypto, outbound
@@ -184,7 +185,16 @@ def oauth_callback(
     integration.scopes = list(tokens.scopes) or list(provider.scopes)
     integration.status, integration.status_detail = Integration.Status.ACTIVE, ""
     integration.created_by = integration.created_by or record.user
-    integration.save()
+    reconnected = not integration._state.adding
+    with transaction.atomic():  # the callback runs outside the request transaction
+        integration.save()
+        audit.record(
+            "integration.connected",
+            org=record.org_id,
+            actor=record.user,
+            target=integration,
+            changes={"provider": integration.provider, "reconnected": reconnected},
+        )
     return integration
 
 
@@ -203,6 +213,7 @@ def webhook_create(*, org: Organization, user: User, name: str, config: dict[str
     integration = Integration(org=org, provider="webhook", name=name, created_by=user, account_name=name)
     integration.config = Webhook.validate_config(config)
     integration.save()
+    audit.record("integration.connected", org=org, target=integration, changes={"provider": "webhook"})
     return integration
 
 
@@ -351,6 +362,7 @@ def integration_disconnect(*, integration: Integration) -> None:
             logger.warning(
                 "revoking integration %s at %s failed; deleting anyway", integration.pk, integration.provider
             )
+    audit.record("integration.disconnected", org=integration.org_id, target=integration)
     integration.delete()
 
 

@@ -9,7 +9,7 @@ from accounts.models import Role
 from config.errors import PrecisError
 
 from . import api_keys, services
-from .models import ApiKey, Invitation, Organization
+from .models import ApiKey, AuditEntry, Invitation, Organization
 from .tenancy import org_scope
 from .tenant_admin import TenantAdminMixin, TenantForm, is_org_admin, scope_queryset_for
 
@@ -46,6 +46,18 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+    def save_model(self, request, obj, form, change):
+        """The name and budgets go through organization_update (its audit entries)."""
+        managed = {"name", *services.BUDGET_FIELDS}
+        changed = managed & set(form.changed_data)
+        if not change or not changed:
+            return super().save_model(request, obj, form, change)
+        others = set(form.changed_data) - managed
+        if others:  # a superuser's other fields (slug, is_active)
+            obj.save(update_fields=[*others, "updated_at"])
+        current = Organization.objects.get(pk=obj.pk)
+        services.organization_update(org=current, **{name: getattr(obj, name) for name in changed})
 
 
 @admin.register(Invitation)
@@ -192,3 +204,38 @@ class ApiKeyAdmin(TenantAdminMixin, admin.ModelAdmin):
                     request, "admin/organizations/apikey/created.html", "API key created", key=key, plain=plain
                 )
         return self.console_page(request, "admin/organizations/apikey/add.html", "Create an API key", form=form)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(TenantAdminMixin, admin.ModelAdmin):
+    """Read-only: the audit log is append-only."""
+
+    list_display = ["created_at", "action", "actor_label", "target_type", "target_label", "ip"]
+    list_filter = ["action", "target_type", "org"]
+    search_fields = ["actor_label", "target_label", "target_id", "request_id"]
+    date_hierarchy = "created_at"
+    fields = [
+        "org",
+        "created_at",
+        "action",
+        "actor_user",
+        "actor_key",
+        "actor_label",
+        "target_type",
+        "target_id",
+        "target_label",
+        "changes",
+        "ip",
+        "user_agent",
+        "request_id",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

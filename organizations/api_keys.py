@@ -25,6 +25,7 @@ from rest_framework import exceptions
 from accounts.models import Role, User
 from config.errors import Forbidden, ValidationFailed
 
+from . import audit
 from .models import ApiKey, Organization
 
 PREFIX = "pk_"
@@ -65,6 +66,7 @@ def api_key_create(
         expires_at=expires_at,
         created_by=user,
     )
+    audit.record("api_key.created", org=org, target=row, changes={"role": [None, role], "scopes": [None, row.scopes]})
     return row, key
 
 
@@ -74,6 +76,7 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at", "updated_at"])
+        audit.record("api_key.revoked", org=key.org_id, target=key)
         transaction.on_commit(lambda: _close_sockets(key.pk))
     return key
 

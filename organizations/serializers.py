@@ -4,7 +4,7 @@ from accounts.models import Role, User
 from accounts.serializers import MeOutputSerializer
 from config.serializers import StrictInputSerializer
 
-from .models import ApiKey, Invitation, Organization
+from .models import ApiKey, AuditEntry, Invitation, Organization
 
 
 def budget_tokens_field():
@@ -165,3 +165,39 @@ class ApiKeyCreateInputSerializer(StrictInputSerializer):
         default=lambda: [ApiKey.Scope.READ, ApiKey.Scope.WRITE],
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class AuditEntryOutputSerializer(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+    target = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "created_at", "action", "actor", "target", "changes", "ip", "user_agent", "request_id"]
+        read_only_fields = fields
+
+    def get_actor(self, entry: AuditEntry) -> dict:
+        return {
+            "user_id": str(entry.actor_user_id) if entry.actor_user_id else None,
+            "api_key_id": str(entry.actor_key_id) if entry.actor_key_id else None,
+            "label": entry.actor_label,
+        }
+
+    def get_target(self, entry: AuditEntry) -> dict:
+        return {"type": entry.target_type, "id": entry.target_id, "label": entry.target_label}
+
+
+class AuditQuerySerializer(serializers.Serializer):
+    action = serializers.CharField(max_length=64, required=False)
+    actor = serializers.UUIDField(required=False, help_text="The acting user's id.")
+    target_type = serializers.CharField(max_length=64, required=False)
+    target_id = serializers.CharField(max_length=64, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+    def validate_action(self, value: str) -> str:
+        from .audit import ACTIONS
+
+        if value not in ACTIONS:
+            raise serializers.ValidationError(f"Unknown action; one of: {', '.join(ACTIONS)}.")
+        return value

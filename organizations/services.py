@@ -22,6 +22,7 @@ from accounts.models import RegistrationClaim, Role, User, normalize_email
 from accounts.tokens import token_pair_for
 from config.errors import Conflict, Forbidden, ValidationFailed
 
+from . import audit
 from .models import Invitation, Organization
 
 
@@ -165,6 +166,7 @@ def organization_update(*, org: Organization, name: str | None = None, **budgets
     """Rename the organization and set its monthly budgets (`monthly_token_budget`,
     `monthly_cost_budget`; None removes one). Only the fields given are written."""
     fields = []
+    before = {"name": org.name, **{key: getattr(org, key) for key in BUDGET_FIELDS}}
     if name is not None:
         if not name.strip():
             raise ValidationFailed("The organization name must not be blank.", "blank", "name")
@@ -178,6 +180,12 @@ def organization_update(*, org: Organization, name: str | None = None, **budgets
     if fields:
         # Only these fields: a concurrent deactivation or event_seq increment must survive.
         org.save(update_fields=[*fields, "updated_at"])
+        changes = audit.diff(before, {key: getattr(org, key) for key in fields})
+        if "name" in changes:
+            audit.record("org.updated", org=org, target=org, changes={"name": changes["name"]})
+        budget_changes = {key: value for key, value in changes.items() if key in BUDGET_FIELDS}
+        if budget_changes:
+            audit.record("org.budget_changed", org=org, target=org, changes=budget_changes)
     return org
 
 
@@ -214,12 +222,17 @@ def member_update(
     if _would_leave_no_admin(org=org, user=user, role=new_role, is_active=new_active):
         raise Conflict("An organization must keep at least one active admin.", "last_admin")
     was_active = user.is_active
+    before = {"role": user.role, "is_active": user.is_active, **{key: getattr(user, key) for key in budgets}}
     user.role, user.is_active = new_role, new_active
     for key, value in budgets.items():
         if key not in BUDGET_FIELDS:
             raise TypeError(f"unknown field {key}")
         setattr(user, key, value)
     user.save(update_fields=["role", "is_active", *budgets])
+    changes = audit.diff(before, {"role": user.role, "is_active": user.is_active, **budgets})
+    if changes:
+        action = "member.deactivated" if was_active and not new_active else "member.updated"
+        audit.record(action, org=org, target=user, target_label=user.email, changes=changes)
     if was_active and not new_active:
         account_services.user_revoke_all_tokens(user=user)
     return user
@@ -266,6 +279,7 @@ def invitation_create(
         **({"expires_at": expires_at} if expires_at else {}),
     )
     invitation_send(invitation=invitation, token=token, inviter=created_by)
+    audit.record("invitation.created", org=org, target=invitation, changes={"role": [None, role]})
     return invitation, token
 
 
@@ -288,6 +302,7 @@ def invitation_resend(*, invitation: Invitation, by: User) -> Invitation:
     invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
     invitation.save(update_fields=["token_hash", "expires_at", "updated_at"])
     invitation_send(invitation=invitation, token=token, inviter=by)
+    audit.record("invitation.resent", org=invitation.org_id, target=invitation)
     return invitation
 
 
@@ -308,6 +323,7 @@ def invitation_send(*, invitation: Invitation, token: str, inviter: User | None)
 
 
 def invitation_revoke(*, org: Organization, invitation: Invitation) -> None:
+    audit.record("invitation.revoked", org=org, target=invitation)
     invitation.delete()
 
 
@@ -344,4 +360,5 @@ def invitation_accept(*, token: str, email: str, password: str, name: str = "") 
     )
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
+    audit.record("invitation.accepted", org=invitation.org, actor=user, target=invitation)
     return user

@@ -16,3 +16,11 @@ def purge_idempotency() -> int:
 def purge_registration_claims() -> int:
     """Delete registration claims whose link expired (with the password hashes they hold)."""
     return registration_claim_purge()
+
+
+@shared_task(name="organizations.purge_audit", ignore_result=True)
+def purge_audit() -> int:
+    """Delete audit entries older than AUDIT_RETENTION_DAYS (daily)."""
+    from .audit import purge
+
+    return purge()

@@ -11,6 +11,7 @@ router = SimpleRouter()
 router.register("users", views.MemberViewSet, basename="user")
 router.register("invitations", views.InvitationViewSet, basename="invitation")
 router.register("api-keys", views.ApiKeyViewSet, basename="api-key")
+router.register("audit", views.AuditViewSet, basename="audit")
 
 urlpatterns = [
     path("", views.OrganizationView.as_view(), name="detail"),

@@ -1,5 +1,7 @@
 """Organization API: registration, the org itself, its members and invitations."""
 
+import json
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -15,11 +17,13 @@ from config.pagination import CursorPagination
 from config.schema import ConflictErrorResponseSerializer
 
 from . import api_keys, services
-from .models import ApiKey, Invitation
+from .models import ApiKey, AuditEntry, Invitation
 from .serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateInputSerializer,
     ApiKeyOutputSerializer,
+    AuditEntryOutputSerializer,
+    AuditQuerySerializer,
     InvitationCreateInputSerializer,
     InvitationOutputSerializer,
     MemberOutputSerializer,
@@ -209,3 +213,88 @@ class ApiKeyViewSet(
         """Revoke: the key stops working at once (REST and its open sockets); the row stays."""
         api_keys.api_key_revoke(key=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AuditPagination(CursorPagination):
+    ordering = "-created_at"
+
+
+class AuditViewSet(TenantViewSetMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """GET /api/v1/org/audit/ — the organization's audit log, newest first (admins); `export/`
+    gives the same entries as CSV."""
+
+    model = AuditEntry
+    serializer_class = AuditEntryOutputSerializer
+    pagination_class = AuditPagination
+    permission_classes = [IsAuthenticated, IsOrgAdmin]
+
+    def refine_queryset(self, queryset):
+        params = AuditQuerySerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        filters = params.validated_data
+        lookups = {
+            "action": "action",
+            "actor": "actor_user_id",
+            "target_type": "target_type",
+            "target_id": "target_id",
+            "created_after": "created_at__gte",
+            "created_before": "created_at__lt",
+        }
+        return queryset.filter(**{lookups[name]: value for name, value in filters.items()})
+
+    @extend_schema(parameters=[AuditQuerySerializer])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(parameters=[AuditQuerySerializer], responses={(200, "text/csv"): str})
+    @action(detail=False, methods=["get"])
+    def export(self, request, *args, **kwargs):
+        """The entries as CSV (streamed, oldest first), with the list's filters."""
+        import csv
+
+        from django.http import StreamingHttpResponse
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+        header = [
+            "created_at",
+            "action",
+            "actor_user_id",
+            "actor_api_key_id",
+            "actor",
+            "target_type",
+            "target_id",
+            "target",
+            "changes",
+            "ip",
+            "user_agent",
+            "request_id",
+        ]
+        rows = self.get_queryset().order_by("created_at").iterator(chunk_size=1000)
+
+        def lines():
+            yield writer.writerow(header)
+            for e in rows:
+                yield writer.writerow(
+                    [
+                        e.created_at.isoformat(),
+                        e.action,
+                        e.actor_user_id or "",
+                        e.actor_key_id or "",
+                        e.actor_label,
+                        e.target_type,
+                        e.target_id,
+                        e.target_label,
+                        json.dumps(e.changes, ensure_ascii=False),
+                        e.ip or "",
+                        e.user_agent,
+                        e.request_id,
+                    ]
+                )
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="audit-{request.org.slug}.csv"'
+        return response

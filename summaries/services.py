@@ -439,4 +439,14 @@ def _publish(job: Job) -> None:
                 job, code=error.code, detail=error.detail, transient=error.transient, retry_after=error.retry_after
             )
             return
-    job_services.job_succeed(job_id=job.pk, lease_token=token, result={"published": result}, summary=summary)
+    from organizations import audit
+
+    with transaction.atomic():
+        if job_services.job_succeed(job_id=job.pk, lease_token=token, result={"published": result}, summary=summary):
+            audit.record(
+                "integration.published",
+                org=job.org_id,
+                actor=job.created_by,
+                target=integration,
+                changes={"summary": str(summary.pk), "target": job.payload.get("target") or {}},
+            )

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.db import IntegrityError, transaction
 from rest_framework.exceptions import PermissionDenied
 
 from accounts.models import Role, User
 from config.errors import ValidationFailed
+from organizations import audit
 from organizations.models import Organization
 
 from .models import Template
 from .placeholders import PlaceholderError, placeholders_in
+
+#: What a template's audit entry shows the change of (the body by its length: prompts are long).
+AUDITED_FIELDS = ("name", "description", "body", "format", "default_max_words", "favour")
+
+
+def _audited(template: Template) -> dict:
+    values = {field: getattr(template, field) for field in AUDITED_FIELDS}
+    body = values["body"]
+    values["body"] = f"{len(body)} characters, sha256 {hashlib.sha256(body.encode()).hexdigest()[:12]}"
+    return values
 
 
 def _validate_body(body: str) -> None:
@@ -43,7 +56,7 @@ def template_create(
     favour: list[str] | None = None,
 ) -> Template:
     _validate_body(body)
-    return _save(
+    template = _save(
         Template(
             org=org,
             created_by=created_by,
@@ -55,6 +68,8 @@ def template_create(
             favour=favour or [],
         )
     )
+    audit.record("template.created", org=org, target=template)
+    return template
 
 
 def template_check_writable(*, template: Template, user: User) -> None:
@@ -77,6 +92,7 @@ def template_update(
     favour: list[str] | None = None,
 ) -> Template:
     template_check_writable(template=template, user=user)
+    before = _audited(template)
     if format is not None:
         template.format = format
     if default_max_words is not None:
@@ -90,9 +106,14 @@ def template_update(
         template.name = name.strip()
     if description is not None:
         template.description = description
-    return _save(template)
+    template = _save(template)
+    changes = audit.diff(before, _audited(template))
+    if changes:
+        audit.record("template.updated", org=template.org_id, target=template, changes=changes)
+    return template
 
 
 def template_delete(*, template: Template, user: User) -> None:
     template_check_writable(template=template, user=user)
+    audit.record("template.deleted", org=template.org_id, target=template)
     template.delete()

@@ -390,6 +390,7 @@ CELERY_BEAT_SCHEDULE = {
     "tick": {"task": "jobs.tick", "schedule": SCHEDULER_TICK_S, "options": {"queue": "default", "expires": 10}},
     "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0, "options": {"queue": "default"}},
     "purge-events": {"task": "realtime.purge_events", "schedule": 3600.0, "options": {"queue": "default"}},
+    "purge-audit": {"task": "organizations.purge_audit", "schedule": 86400.0, "options": {"queue": "default"}},
     "purge-idempotency": {
         "task": "organizations.purge_idempotency",
         "schedule": 3600.0,
@@ -452,6 +453,8 @@ LLM_RATE_LIMIT_MAX_WAIT_S = env.float("LLM_RATE_LIMIT_MAX_WAIT_S", default=60.0)
 # What calls cost (summaries.usage), per provider and model: prompt and completion prices per
 # million tokens, e.g. {"openai": {"gpt-4o-mini": [0.15, 0.60], "*": [2.5, 10]}}; `*` is any
 # other model of the provider. Unlisted models cost 0, and so does the built-in `local`.
+# How long the audit log keeps its entries (organizations.audit; purged daily by beat).
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 LLM_PRICES = env.json("LLM_PRICES", default={"openai": {"gpt-4o-mini": [0.15, 0.60], "gpt-4o": [2.5, 10.0]}})
 
 # --- HTTP security --------------------------------------------------------------

@@ -161,7 +161,20 @@ def _make_api_key(tenant: Tenant) -> str:
     return str(key.id)
 
 
+def _make_audit_entry(tenant: Tenant) -> str:
+    from organizations import audit
+
+    return str(audit.record("org.updated", org=tenant.org, actor=tenant.admin, target=tenant.org).id)
+
+
 ISOLATION_CASES: dict[str, IsolationCase] = {
+    "audit": IsolationCase(
+        make=_make_audit_entry,
+        still_intact=lambda pk: (
+            __import__("organizations.models").models.AuditEntry.unscoped_objects.filter(pk=pk).exists()
+        ),
+        list_route="org:audit-list",
+    ),
     "api_keys": IsolationCase(
         make=_make_api_key,
         still_intact=lambda pk: (
@@ -248,6 +261,7 @@ NOT_TENANT_DATA: dict[str, str] = {
     "auth:email-verify": "public; the signed verification token names its user",
     "auth:email-verify-resend": "always the caller themselves",
     "org:detail": "always the caller's own org (request.org); tested in organizations/tests",
+    "org:audit-export": "the caller's org's entries only, as CSV (organizations/tests/test_audit.py)",
     "org:usage": "the caller's own org's usage (another org's `user=` finds nothing: summaries/tests/test_usage.py)",
     "templates:template-placeholders": "the placeholder registry, the same for every org",
     "integrations:providers": "the provider registry, the same for every org",

@@ -65,3 +65,14 @@ def test_connect_import_summarize_publish(celery_worker, fake_providers, tenant)
     (page,) = fake_providers.notion_created
     assert page["parent"] == {"page_id": "parent"} and "launch" in str(page["children"]).lower()
     assert "launch" in fake_providers.slack_messages[0]["text"].lower()
+    # The audit log: both connections and both publications, attributed to the admin.
+    from organizations.models import AuditEntry
+
+    logged = AuditEntry.unscoped_objects.filter(org=tenant.org).order_by("created_at")
+    assert [e.action for e in logged if e.action.startswith("integration.")] == [
+        "integration.connected",
+        "integration.connected",
+        "integration.published",
+        "integration.published",
+    ]
+    assert {e.actor_user_id for e in logged if e.action.startswith("integration.")} == {tenant.admin.id}

@@ -14,6 +14,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from tqdm import tqdm
 
 from documents.models import Document
+from organizations import audit
 from organizations.models import Organization
 from organizations.tenancy import org_scope
 from summaries.models import Summary
@@ -97,4 +98,5 @@ class Command(BaseCommand):
             if out is not sys.stdout:
                 out.close()
         summary = ", ".join(f"{n} {kind}(s)" for kind, n in counts.items())
+        audit.record("org.exported", org=org, target=org, actor_label="manage.py export_org", changes=counts)
         self.stderr.write(f"exported {summary} of {org.slug}")
