@@ -35,6 +35,7 @@ api_v1 = [
     path("documents/", include("documents.urls")),
     path("summaries/", include("summaries.urls")),
     path("integrations/", include("integrations.urls")),
+    path("webhooks/", include((integration_urls.webhook_urlpatterns, "webhooks"))),
     path("jobs/", include("jobs.urls")),
     path("batches/", include((job_urls.batch_urlpatterns, "batches"))),
     path("templates/", include("templates_app.urls")),

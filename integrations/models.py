@@ -90,3 +90,62 @@ class OAuthState(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.provider} state ({'used' if self.used_at else 'open'})"
+
+
+class WebhookSubscription(TenantModel):
+    """An admin's URL that receives the organization's events (integrations.event_webhooks)."""
+
+    url = models.CharField(max_length=2000, help_text="Where the events are POSTed: a public http(s) address.")
+    event_types = models.JSONField(default=list, help_text="The event types sent here.")
+    secret_encrypted = models.TextField(editable=False)  # signs every delivery; Fernet, never shown again
+    is_active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    consecutive_failures = models.PositiveIntegerField(default=0)  # deliveries given up on in a row
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta(TenantModel.Meta):
+        verbose_name = "event webhook"
+        indexes = [models.Index(fields=["org", "is_active"], name="webhooksub_org_active")]
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def secret(self) -> str:
+        return crypto.decrypt(self.secret_encrypted)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_encrypted = crypto.encrypt(value)
+
+
+class WebhookDelivery(TenantModel):
+    """One event for one subscription: its attempts, until delivered or given up on."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Given up"
+
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.UUIDField()
+    event_type = models.CharField(max_length=64)
+    payload = models.JSONField()  # the event's envelope, as the socket gets it
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    last_duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantModel.Meta):
+        indexes = [
+            models.Index(fields=["subscription", "-created_at"], name="webhookdel_sub_created"),
+            models.Index(fields=["status", "next_attempt_at"], name="webhookdel_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.subscription_id} ({self.status})"

@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from config.serializers import StrictInputSerializer
 
-from .models import Integration
+from .models import Integration, WebhookDelivery, WebhookSubscription
 
 
 class IntegrationOutputSerializer(serializers.ModelSerializer):
@@ -66,3 +66,51 @@ class ImportInputSerializer(StrictInputSerializer):
 class UrlImportInputSerializer(StrictInputSerializer):
     url = serializers.CharField(max_length=2048)
     title = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class WebhookSubscriptionOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookSubscription
+        fields = ["id", "url", "event_types", "is_active", "disabled_reason", "consecutive_failures", "created_at"]
+        read_only_fields = fields
+
+
+class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionOutputSerializer):
+    secret = serializers.CharField(read_only=True, help_text="Signs every delivery: shown this once.")
+
+    class Meta(WebhookSubscriptionOutputSerializer.Meta):
+        fields = [*WebhookSubscriptionOutputSerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+def _event_types_field(**kwargs):
+    from .event_webhooks import EVENT_TYPES
+
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_TYPES), min_length=1, max_length=len(EVENT_TYPES), **kwargs
+    )
+
+
+class WebhookSubscriptionInputSerializer(StrictInputSerializer):
+    url = serializers.CharField(max_length=2000)
+    event_types = _event_types_field()
+    is_active = serializers.BooleanField(required=False)
+
+
+class WebhookDeliveryOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "event_id",
+            "event_type",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "last_duration_ms",
+            "delivered_at",
+            "created_at",
+        ]
+        read_only_fields = fields

@@ -29,3 +29,19 @@ def purge_oauth_states() -> int:
 def refresh_tokens() -> dict[str, int]:
     """Beat: refresh OAuth tokens past half their lifetime."""
     return services.refresh_expiring_tokens()
+
+
+@shared_task(name="integrations.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: str) -> str | None:
+    """An event webhook's first attempt (or an admin's redelivery), right after commit."""
+    from .event_webhooks import deliver
+
+    return deliver(delivery_id)
+
+
+@shared_task(name="integrations.deliver_due_webhooks", ignore_result=True)
+def deliver_due_webhooks() -> int:
+    """Beat: the event webhook attempts that are due (retries; first attempts the broker missed)."""
+    from .event_webhooks import deliver_due
+
+    return deliver_due()

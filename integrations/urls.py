@@ -18,3 +18,8 @@ urlpatterns = [
 
 # Mounted under /api/v1/documents/.
 document_urlpatterns = [path("import-url/", views.UrlImportView.as_view(), name="document-import-url")]
+
+# Mounted under /api/v1/webhooks/: event webhooks (integrations.event_webhooks).
+webhook_router = SimpleRouter()
+webhook_router.register("", views.WebhookSubscriptionViewSet, basename="webhook")
+webhook_urlpatterns = webhook_router.urls

@@ -8,19 +8,21 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import PublicEndpointAuthentication
+from config.pagination import CursorPagination
 from config.schema import ServiceUnavailableErrorResponseSerializer
 from jobs.serializers import JobOutputSerializer
 from jobs.views import JobStartingView, job_start_response
 from organizations.idempotency import fingerprint_of
 from organizations.tenancy import IsOrgAdmin, TenantViewSetMixin
 
-from . import providers, services
-from .models import Integration
+from . import event_webhooks, providers, services
+from .models import Integration, WebhookSubscription
 from .serializers import (
     AuthorizeInputSerializer,
     AuthorizeOutputSerializer,
@@ -29,6 +31,10 @@ from .serializers import (
     ProviderSerializer,
     UrlImportInputSerializer,
     WebhookCreateInputSerializer,
+    WebhookDeliveryOutputSerializer,
+    WebhookSubscriptionCreatedSerializer,
+    WebhookSubscriptionInputSerializer,
+    WebhookSubscriptionOutputSerializer,
 )
 
 
@@ -255,3 +261,62 @@ class UrlImportView(JobStartingView, APIView):
                 scope="documents.import_url",
                 fingerprint=fingerprint_of(fields),
             )
+
+
+class WebhookPagination(CursorPagination):
+    ordering = "-created_at"
+
+
+class WebhookSubscriptionViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+    """/api/v1/webhooks/ — the organization's event webhooks (admins): subscribe a URL to event
+    types (the signing secret is in the create response only), change, delete; each one's
+    delivery log, and redelivery by hand."""
+
+    model = WebhookSubscription
+    serializer_class = WebhookSubscriptionOutputSerializer
+    permission_classes = [IsAuthenticated, IsOrgAdmin]
+    pagination_class = WebhookPagination
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    @extend_schema(request=WebhookSubscriptionInputSerializer, responses={201: WebhookSubscriptionCreatedSerializer})
+    def create(self, request, *args, **kwargs):
+        data = WebhookSubscriptionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        subscription, secret = event_webhooks.subscription_create(
+            org=request.org, user=request.user, url=fields["url"], event_types=fields["event_types"]
+        )
+        body = WebhookSubscriptionCreatedSerializer(subscription).data | {"secret": secret}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=WebhookSubscriptionInputSerializer, responses={200: WebhookSubscriptionOutputSerializer})
+    def partial_update(self, request, *args, **kwargs):
+        subscription = self.get_object()
+        data = WebhookSubscriptionInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        subscription = event_webhooks.subscription_update(subscription=subscription, **data.validated_data)
+        return Response(WebhookSubscriptionOutputSerializer(subscription).data)
+
+    def perform_destroy(self, instance):
+        event_webhooks.subscription_delete(subscription=instance)
+
+    @extend_schema(responses={200: WebhookDeliveryOutputSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request, *args, **kwargs):
+        """The subscription's deliveries, newest first: status, attempts, last response."""
+        subscription = self.get_object()
+        page = self.paginate_queryset(subscription.deliveries.order_by("-created_at"))
+        return self.get_paginated_response(WebhookDeliveryOutputSerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={202: WebhookDeliveryOutputSerializer})
+    @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>[0-9a-fA-F-]{36})/redeliver")
+    def redeliver(self, request, delivery_id=None, *args, **kwargs):
+        """Send a delivery again now (a new day of attempts if it fails)."""
+        from rest_framework.exceptions import NotFound
+
+        delivery = self.get_object().deliveries.filter(pk=delivery_id).first()
+        if delivery is None:
+            raise NotFound("No delivery with this id for this webhook.")
+        delivery = event_webhooks.redeliver(delivery=delivery)
+        return Response(WebhookDeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

@@ -47,6 +47,9 @@ ACTIONS = {
     "org.updated": "renamed the organization",
     "org.budget_changed": "changed a monthly budget",
     "org.exported": "exported the organization's data",
+    "webhook.created": "subscribed a URL to events",
+    "webhook.updated": "changed an event webhook",
+    "webhook.deleted": "deleted an event webhook",
 }
 TEXT_LIMIT = 300
 

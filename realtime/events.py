@@ -135,6 +135,11 @@ def publish_together(org_id, items: list[tuple[EventType, dict[str, Any], Any]])
 
 
 def _queue(group: list[Event]) -> list[Event]:
+    from integrations import event_webhooks
+
+    # The subscribers' deliveries commit with the events (or roll back with them).
+    if group:
+        event_webhooks.record(group[0]["envelope"]["org_id"], [event["envelope"] for event in group])
     if _store_at_once.get():
         stored = store(group)
         transaction.on_commit(lambda: send(stored))

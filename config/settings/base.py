@@ -386,11 +386,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 # Scheduling rounds that wait for nothing else: delayed retries, held-back batch progress.
 SCHEDULER_TICK_S = env.float("SCHEDULER_TICK_S", default=1.0)
+# Event webhooks (integrations.event_webhooks): how often beat sweeps for due attempts, and
+# how long one attempt may take.
+WEBHOOK_SWEEP_S = env.float("WEBHOOK_SWEEP_S", default=30.0)
+WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=10.0)
 CELERY_BEAT_SCHEDULE = {
     "tick": {"task": "jobs.tick", "schedule": SCHEDULER_TICK_S, "options": {"queue": "default", "expires": 10}},
     "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0, "options": {"queue": "default"}},
     "purge-events": {"task": "realtime.purge_events", "schedule": 3600.0, "options": {"queue": "default"}},
     "purge-audit": {"task": "organizations.purge_audit", "schedule": 86400.0, "options": {"queue": "default"}},
+    "deliver-due-webhooks": {
+        "task": "integrations.deliver_due_webhooks",
+        "schedule": WEBHOOK_SWEEP_S,
+        "options": {"queue": "default", "expires": WEBHOOK_SWEEP_S},
+    },
     "purge-idempotency": {
         "task": "organizations.purge_idempotency",
         "schedule": 3600.0,

@@ -167,7 +167,27 @@ def _make_audit_entry(tenant: Tenant) -> str:
     return str(audit.record("org.updated", org=tenant.org, actor=tenant.admin, target=tenant.org).id)
 
 
+def _make_webhook(tenant: Tenant) -> str:
+    from integrations.models import WebhookSubscription
+
+    subscription = WebhookSubscription(org=tenant.org, url="https://hooks.example.com/x", event_types=["job.failed"])
+    subscription.secret = "whsec_secret"
+    subscription.save()
+    return str(subscription.id)
+
+
 ISOLATION_CASES: dict[str, IsolationCase] = {
+    "webhooks": IsolationCase(
+        make=_make_webhook,
+        still_intact=lambda pk: (
+            __import__("integrations.models").models.WebhookSubscription.unscoped_objects.get(pk=pk).event_types
+            == ["job.failed"]
+        ),
+        list_route="webhooks:webhook-list",
+        detail_route="webhooks:webhook-detail",
+        writes={"patch": {"event_types": ["job.succeeded"]}, "delete": {}},
+        actions={"webhooks:webhook-deliveries": "get"},
+    ),
     "audit": IsolationCase(
         make=_make_audit_entry,
         still_intact=lambda pk: (
@@ -261,6 +281,7 @@ NOT_TENANT_DATA: dict[str, str] = {
     "auth:email-verify": "public; the signed verification token names its user",
     "auth:email-verify-resend": "always the caller themselves",
     "org:detail": "always the caller's own org (request.org); tested in organizations/tests",
+    "webhooks:webhook-redeliver": "a delivery of the caller's own webhook (another org's: 404, test_event_webhooks)",
     "org:audit-export": "the caller's org's entries only, as CSV (organizations/tests/test_audit.py)",
     "org:usage": "the caller's own org's usage (another org's `user=` finds nothing: summaries/tests/test_usage.py)",
     "templates:template-placeholders": "the placeholder registry, the same for every org",
