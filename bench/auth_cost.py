@@ -205,18 +205,16 @@ def statements(token: str, paths: list[str]) -> dict[str, list[str]]:
 
 def auth_only(jwt: str, key: str, calls: int) -> dict[str, float]:
     """µs per call, in this process (autocommit), of DRF's authentication chain alone
-    (ApiKeyAuthentication, then TenantJWTAuthentication) with each credential, and of its
-    parts: the JWT's signature and claims check, its user + organization query; the key's
-    SHA-256 and its key + creator + organization query. All in rotating blocks of 100;
-    median of blocks."""
+    (ApiKeyAuthentication, then TenantJWTAuthentication) with each credential, and of the app's
+    functions it calls: the JWT's signature and claims check and its get_user (the user +
+    organization query and checks); the key's SHA-256 and authenticate_key (the SHA-256, the
+    key + creator + organization query and checks). Rotating blocks of 100; median of blocks."""
     from django.db import connection
     from django.test import RequestFactory
     from rest_framework.request import Request
 
     from accounts.authentication import TenantJWTAuthentication
-    from accounts.models import User
-    from organizations.api_keys import ApiKeyAuthentication, key_hash
-    from organizations.models import ApiKey
+    from organizations.api_keys import ApiKeyAuthentication, authenticate_key, key_hash
 
     jwt_auth = TenantJWTAuthentication()
     chain = [ApiKeyAuthentication(), jwt_auth]
@@ -234,17 +232,13 @@ def auth_only(jwt: str, key: str, calls: int) -> dict[str, float]:
         raise AssertionError("not authenticated")
 
     validated = jwt_auth.get_validated_token(jwt.encode())
-    user_id = validated["user_id"]
-    digest = key_hash(key)
     probes = {
         "jwt": lambda: authenticate(requests["jwt"]),
         "api_key": lambda: authenticate(requests["api_key"]),
-        "jwt: signature and claims (PyJWT, simplejwt)": lambda: jwt_auth.get_validated_token(jwt.encode()),
-        "jwt: user + organization query (ORM)": lambda: User.objects.select_related("org").get(id=user_id),
+        "jwt: signature and claims (get_validated_token)": lambda: jwt_auth.get_validated_token(jwt.encode()),
+        "jwt: get_user (user + organization query)": lambda: jwt_auth.get_user(validated),
         "api_key: SHA-256 of the key": lambda: key_hash(key),
-        "api_key: key + creator + organization query (ORM)": lambda: (
-            ApiKey.unscoped_objects.select_related("created_by__org").filter(key_hash=digest).first()
-        ),
+        "api_key: authenticate_key (key + creator + organization query)": lambda: authenticate_key(key),
     }
     block = 100
     per_block: dict[str, list[float]] = {name: [] for name in probes}
@@ -491,11 +485,12 @@ def run(scale: str) -> dict:
             server.stop()
 
     figures, details = [], {}
-    verdicts = {}
+    verdicts, cpu_jwt = {}, {}
     for name, m in measured.items():
         closed, fixed, rate = m["closed"], m["fixed"], m["rate"]
         rps, p50, p99 = _med(closed, "rps"), _med(closed, "p50_ms"), _med(closed, "p99_ms")
         cpu = _med(closed, "server_cpu_ms_per_request")
+        cpu_jwt[name] = cpu["jwt"]
         rate_p50, rate_p99 = _med(fixed, "p50_ms"), _med(fixed, "p99_ms")
         # per round: the key's run against the JWT's of the same round
         per_round = [k["rps"] / j["rps"] for j, k in zip(closed["jwt"], closed["api_key"], strict=True)]
@@ -544,6 +539,7 @@ def run(scale: str) -> dict:
     details["parts of it, µs per call"] = "; ".join(
         f"{name} {us:.0f}" for name, us in auth_us.items() if name not in ARMS
     )
+    extra_us = auth_us["api_key"] - auth_us["jwt"]
     counts = {arm: {p: len(q) for p, q in sql[arm].items()} for arm in ARMS}
     details["SQL statements per request (BEGIN/COMMIT/SAVEPOINT not counted), list / summarize, JWT; API key"] = (
         f"{counts['jwt']['list']} / {counts['jwt']['summarize']}; "
@@ -577,7 +573,7 @@ def run(scale: str) -> dict:
             "bench/_rest_load.py's, for any request), latency from the scheduled send time to the last byte; "
             f"{cfg['rate_rounds']} alternating rounds of {cfg['rate_seconds']} s, p50 per run, median of rounds. "
             "Server CPU per request from /proc of the daphne process. Also: DRF's authentication chain alone "
-            f"in this process ({cfg['auth_calls']:,} calls per scheme in alternating blocks of 200) and the SQL "
+            f"in this process ({cfg['auth_calls']:,} calls per probe in rotating blocks of 100) and the SQL "
             "of one request of each kind (django.test.Client, CaptureQueriesContext)."
         ),
         "data": (
@@ -598,10 +594,16 @@ def run(scale: str) -> dict:
             + "The key's lookup is one indexed query (`key_hash`, unique) joined with its creator and the "
             "creator's organization, the same shape as the JWT's user-and-organization query, plus a "
             "`last_used_at` UPDATE at most once a minute per key; the JWT pays an HS256 signature check and "
-            "claim validation instead of a SHA-256 of the key. Without a registered worker a scheduling "
-            "round hands nothing to the broker (no free slot: jobs.capacity), hence the stand-in. All of it "
-            "shares the machine's cores with wrk, PostgreSQL and Redis; absolute numbers move with the "
-            "machine's noise, the ratios come from alternating rounds."
+            "claim validation instead of a SHA-256 of the key. In this process the key's chain costs "
+            f"{extra_us:+.0f} µs a request against the JWT's (see the parts: the difference is the key's "
+            "ORM query, which builds three models through a two-level select_related, against get_user's "
+            f"two), i.e. {extra_us / 10 / cpu_jwt['list']:+.1f} % of the JWT's "
+            f"server CPU per list request and {extra_us / 10 / cpu_jwt['summarize']:+.1f} % per summarize "
+            "request. Without a registered worker a scheduling round hands nothing to the broker (no free "
+            "slot: jobs.capacity), hence the stand-in. All of it shares the machine's 2 cores with wrk, "
+            "PostgreSQL, Redis and whatever else runs there; absolute numbers move with the machine's noise, "
+            "the ratios come from alternating rounds, and a difference of a few percent is within the "
+            "run-to-run spread of the throughput ratio on a shared machine."
         ),
     }
     save_result(NAME, scale, result)
@@ -610,8 +612,9 @@ def run(scale: str) -> dict:
 
 def _first(statements_: list[str], table: str) -> str:
     for sql in statements_:
-        if table in sql.split(" WHERE ")[0]:
-            return f"`{sql[:400]}`"
+        head, _, tail = sql.partition(" FROM ")
+        if table in tail.split(" WHERE ")[0]:
+            return f"`SELECT … FROM {tail[:400]}` ({head.count(',') + 1} columns)"
     return "none"
 
 

@@ -16,6 +16,8 @@ ORDER = [
     "extraction",
     "long_documents",
     "quality",
+    "auth_cost",
+    "audit_cost",
 ]
 
 
