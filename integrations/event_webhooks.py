@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
 from datetime import timedelta
 
@@ -121,12 +122,27 @@ def record(org_id, envelopes: list[dict]) -> None:
 def _hand_over(ids) -> None:
     from .tasks import deliver_webhook
 
+    if settings.EMBEDDED:  # no worker: a thread of this process makes the attempts (and the tick the retries)
+        threading.Thread(target=_deliver_here, args=(list(ids),), name="precis-webhooks", daemon=True).start()
+        return
     for delivery_id in ids:
         try:
             deliver_webhook.apply_async(args=[str(delivery_id)], queue="default", retry=False)
         except Exception:  # the broker is down: beat's sweep makes the attempt
             logger.warning("broker unreachable; webhook delivery %s waits for the sweep", delivery_id)
             return
+
+
+def _deliver_here(ids) -> None:
+    from django.db import close_old_connections
+
+    try:
+        for delivery_id in ids:
+            deliver(delivery_id)
+    except Exception:  # the sweep tries again
+        logger.exception("webhook delivery failed")
+    finally:
+        close_old_connections()
 
 
 def deliver(delivery_id) -> str | None:

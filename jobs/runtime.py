@@ -58,9 +58,15 @@ def start_ticker() -> None:
     def loop() -> None:
         from django.db import close_old_connections
 
+        from integrations.event_webhooks import deliver_due
+
+        swept = time.monotonic()
         while True:
             try:
                 tick()
+                if time.monotonic() - swept >= settings.WEBHOOK_SWEEP_S:  # what beat does in the stack
+                    swept = time.monotonic()
+                    deliver_due()
             except Exception:
                 logger.exception("tick failed")
             finally:

@@ -226,3 +226,16 @@ def test_the_disabling_mail_goes_to_the_admins(tenant, hook, fake_providers, dja
     finally:
         mail.render = original
     assert sent == [("webhook_disabled", tenant.admin.email, "An event webhook of Acme was disabled")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_embedded_mode_delivers_from_a_thread_of_the_server(tenant, fake_providers, settings):
+    """`make run` has no worker and no beat: the first attempt runs in a thread of the server."""
+    from config.tests.process_fixtures import wait_until
+
+    settings.EMBEDDED = True
+    subscribe(tenant.client(), f"{fake_providers.url}/hook")
+    publish_job_succeeded(tenant.org)
+    wait_until(lambda: fake_providers.webhooks, timeout=10)
+    delivery = wait_until(lambda: WebhookDelivery.unscoped_objects.filter(status="delivered").first(), timeout=10)
+    assert delivery.attempts == 1
