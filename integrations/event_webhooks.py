@@ -254,6 +254,15 @@ def deliver_due(limit: int = 200) -> int:
     return sum(1 for delivery_id in list(due) if deliver(delivery_id) is not None)
 
 
+def purge() -> int:
+    """Retention: finished deliveries (delivered or given up) older than
+    WEBHOOK_DELIVERY_RETENTION_DAYS go; pending ones stay whatever their age."""
+    cutoff = timezone.now() - timedelta(days=settings.WEBHOOK_DELIVERY_RETENTION_DAYS)
+    finished = WebhookDelivery.unscoped_objects.exclude(status=WebhookDelivery.Status.PENDING)
+    deleted, _ = finished.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
 def redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     """An admin's retry: the delivery starts over (a new day of attempts), now."""
     delivery.status, delivery.attempts, delivery.next_attempt_at = WebhookDelivery.Status.PENDING, 0, timezone.now()

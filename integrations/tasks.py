@@ -39,6 +39,14 @@ def deliver_webhook(delivery_id: str) -> str | None:
     return deliver(delivery_id)
 
 
+@shared_task(name="integrations.purge_webhook_deliveries", ignore_result=True)
+def purge_webhook_deliveries() -> int:
+    """Beat, daily: finished event webhook deliveries past WEBHOOK_DELIVERY_RETENTION_DAYS."""
+    from .event_webhooks import purge
+
+    return purge()
+
+
 @shared_task(name="integrations.deliver_due_webhooks", ignore_result=True)
 def deliver_due_webhooks() -> int:
     """Beat: the event webhook attempts that are due (retries; first attempts the broker missed)."""

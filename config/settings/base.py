@@ -390,11 +390,17 @@ SCHEDULER_TICK_S = env.float("SCHEDULER_TICK_S", default=1.0)
 # how long one attempt may take.
 WEBHOOK_SWEEP_S = env.float("WEBHOOK_SWEEP_S", default=30.0)
 WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=10.0)
+WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("WEBHOOK_DELIVERY_RETENTION_DAYS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "tick": {"task": "jobs.tick", "schedule": SCHEDULER_TICK_S, "options": {"queue": "default", "expires": 10}},
     "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0, "options": {"queue": "default"}},
     "purge-events": {"task": "realtime.purge_events", "schedule": 3600.0, "options": {"queue": "default"}},
     "purge-audit": {"task": "organizations.purge_audit", "schedule": 86400.0, "options": {"queue": "default"}},
+    "purge-webhook-deliveries": {
+        "task": "integrations.purge_webhook_deliveries",
+        "schedule": 86400.0,
+        "options": {"queue": "default"},
+    },
     "deliver-due-webhooks": {
         "task": "integrations.deliver_due_webhooks",
         "schedule": WEBHOOK_SWEEP_S,

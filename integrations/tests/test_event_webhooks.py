@@ -239,3 +239,16 @@ def test_the_embedded_mode_delivers_from_a_thread_of_the_server(tenant, fake_pro
     wait_until(lambda: fake_providers.webhooks, timeout=10)
     delivery = wait_until(lambda: WebhookDelivery.unscoped_objects.filter(status="delivered").first(), timeout=10)
     assert delivery.attempts == 1
+
+
+def test_finished_deliveries_are_purged_after_their_retention(tenant, hook, settings):
+    settings.WEBHOOK_DELIVERY_RETENTION_DAYS = 30
+    for job_id in ("old-delivered", "old-pending", "new-delivered"):
+        publish_job_succeeded(tenant.org, job_id)
+    rows = {d.payload["data"]["id"]: d for d in WebhookDelivery.unscoped_objects.all()}
+    old = timezone.now() - timedelta(days=31)
+    WebhookDelivery.unscoped_objects.filter(pk=rows["old-delivered"].pk).update(status="delivered", created_at=old)
+    WebhookDelivery.unscoped_objects.filter(pk=rows["old-pending"].pk).update(created_at=old)
+    WebhookDelivery.unscoped_objects.filter(pk=rows["new-delivered"].pk).update(status="delivered")
+    assert event_webhooks.purge() == 1
+    assert {d.payload["data"]["id"] for d in WebhookDelivery.unscoped_objects.all()} == {"old-pending", "new-delivered"}
