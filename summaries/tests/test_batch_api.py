@@ -1,12 +1,10 @@
 """POST /api/v1/documents/summarize/: a batch from document ids or the list's filters."""
 
-import socket
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from config.celery import app as celery_app
 from conftest import assert_error_shape
 from documents.models import Document
 from jobs.models import Batch, Job
@@ -160,17 +158,10 @@ def test_idempotency_key(tenant):
     assert_error_shape(other, 409, "idempotency_key_reused")
 
 
-def test_broker_down_is_503_and_the_batch_fails(tenant):
+def test_broker_down_is_503_and_the_batch_fails(tenant, broker_down):
     documents = make_documents(tenant, 2)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
-    original = celery_app.conf.broker_url
-    celery_app.conf.broker_url = closed
-    try:
+    with broker_down():
         response = tenant.client().post(URL, {"document_ids": [str(d.id) for d in documents]}, format="json")
-    finally:
-        celery_app.conf.broker_url = original
     assert_error_shape(response, 503, "broker_unavailable")
     (batch,) = Batch.unscoped_objects.all()
     assert batch.status == "completed"

@@ -86,7 +86,8 @@ def test_one_worker_keeps_32_calls_in_flight(llm_workers, fake_llm):
     assert fake_llm.peak_in_flight >= 32  # was 2 with the prefork pool
     # an unknown server got one call first (its answer's headers would have set the pace)
     assert fake_llm.arrivals[1] - fake_llm.arrivals[0] >= 1.9
-    assert Batch.unscoped_objects.get(pk=batch["id"]).status == "completed"
+    # The batch completes right after its last job's commit (jobs.batches.batch_job_finished).
+    wait_until(lambda: Batch.unscoped_objects.get(pk=batch["id"]).status == "completed", timeout=10)
 
 
 def test_two_workers_share_one_limit(llm_workers, fake_llm):
