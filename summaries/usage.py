@@ -142,7 +142,7 @@ class Meter:
                         raise _exceeded(budget, self._refused_by(budget, tokens))
         finally:
             _release_connection()
-        return Reservation(tokens, cost, [budget.user_key for budget in budgets])
+        return Reservation(tokens, cost, budgets)
 
     def _refused_by(self, budget: Budget, tokens: int) -> str:
         """Which of the budget's limits has no room: "token" or "cost" (for the message)."""
@@ -184,13 +184,13 @@ class Meter:
                     cost=cost,
                 )
                 _add_to_day(self, model, prompt_tokens, completion_tokens, cost, failed=outcome != "ok")
-                if reservation.user_keys:
+                if reservation.budgets:
                     tokens = prompt_tokens + completion_tokens - reservation.tokens
                     rows = BudgetCounter.unscoped_objects.filter(
                         org_id=self.org_id, month=self.month, user_key__in=reservation.user_keys
                     )
                     rows.update(tokens=F("tokens") + tokens, cost=F("cost") + (cost - reservation.cost))
-                    _announce_thresholds(self.org_id, self.month, reservation.user_keys)
+                    _announce_thresholds(self.org_id, self.month, reservation.budgets)
         finally:
             _release_connection()
 
@@ -199,7 +199,11 @@ class Meter:
 class Reservation:
     tokens: int
     cost: Decimal
-    user_keys: list[str]
+    budgets: list[Budget]  # those booked on, as read when booking (recording reads them no more)
+
+    @property
+    def user_keys(self) -> list[str]:
+        return [budget.user_key for budget in self.budgets]
 
 
 def _add_to_day(meter: Meter, model: str, prompt: int, completion: int, cost: Decimal, *, failed: bool) -> None:
@@ -237,9 +241,9 @@ def _release_connection() -> None:
 
 
 # -- thresholds ------------------------------------------------------------------------------
-def _announce_thresholds(org_id, month: date, user_keys: list[str]) -> None:
-    budgets = {budget.user_key: budget for budget in budgets_for(org_id, _user_of(user_keys))}
-    for counter in BudgetCounter.unscoped_objects.filter(org_id=org_id, month=month, user_key__in=user_keys):
+def _announce_thresholds(org_id, month: date, booked: list[Budget]) -> None:
+    budgets = {budget.user_key: budget for budget in booked}
+    for counter in BudgetCounter.unscoped_objects.filter(org_id=org_id, month=month, user_key__in=list(budgets)):
         budget = budgets.get(counter.user_key)
         if budget is None:
             continue
@@ -252,10 +256,6 @@ def _announce_thresholds(org_id, month: date, user_keys: list[str]) -> None:
                 claimed = BudgetCounter.unscoped_objects.filter(pk=counter.pk, **{f"{column}__lt": percent})
                 if claimed.update(**{column: percent}):  # once per threshold, however many workers see it
                     _announce(org_id, month, counter.user_key, kind, percent, spent, limit)
-
-
-def _user_of(user_keys: list[str]) -> str | None:
-    return next((key for key in user_keys if key), None)
 
 
 def _announce(org_id, month: date, user_key: str, kind: str, percent: int, spent, limit) -> None:
